@@ -1,0 +1,42 @@
+"""xfr: explainable face recognition, as a reproducible paper companion.
+
+The flat public API (loaded lazily, so ``import xfr_lib`` stays light)::
+
+    import xfr_lib
+    model = xfr_lib.load_model("dlib_resnet29")
+    result = xfr_lib.explain("corrrise", model, "a.jpg", "b.jpg", seed=0)
+
+``list_models()``, ``list_datasets()`` and ``list_methods()`` name what exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_API = {
+    "load_model": "xfr_lib.models.base",
+    "list_models": "xfr_lib.models.base",
+    "FaceModel": "xfr_lib.models.base",
+    "load_dataset": "xfr_lib.data.datasets",
+    "list_datasets": "xfr_lib.data.datasets",
+    "explain": "xfr_lib.explain",
+    "explain_identification": "xfr_lib.explain",
+    "list_methods": "xfr_lib.explain",
+    "embed_dataset": "xfr_lib.evaluate.embeddings",
+    "fetch": "xfr_lib.data.assets",
+    "XfrError": "xfr_lib.errors",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'xfr_lib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_API))

@@ -1,0 +1,196 @@
+"""The ``xfr`` command line.
+
+    xfr fetch [ASSET ...]                      fetch and verify models and images
+    xfr models | datasets | methods           list what exists
+    xfr verify A B [--model M]                 score and decision for a pair
+    xfr explain A B --method corrrise [--model M] [--out DIR] [--seed S] [-p NAME=VALUE ...]
+    xfr identify PROBE GALLERY_DIR [-k 5] [--method corrrise] [--model M] [--out DIR]
+    xfr run CHAPTER [-f params.yaml] [-p NAME VALUE ...] [--out DIR]
+
+Bad input ends with one line, ``xfr: error: <what and how to fix it>``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import yaml
+
+from xfr_lib.errors import XfrError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
+DEFAULT_MODEL = "dlib_resnet29"
+
+
+def _params(items: list[str]) -> dict:
+    """``NAME=VALUE`` strings -> dict, values parsed as YAML scalars (numbers, booleans, null)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise XfrError(f"parameter {item!r} is not NAME=VALUE (e.g. -p n_masks=500)")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _gallery(folder: Path) -> tuple[list[Path], list[str]]:
+    """Images of a gallery folder: ``<identity>/<image>`` or flat files named after the identity."""
+    if not folder.is_dir():
+        raise XfrError(f"{folder}: gallery folder not found")
+    paths, ids = [], []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            paths.append(p)
+            ids.append(p.parent.name if p.parent != folder else p.stem)
+    if not paths:
+        raise XfrError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the gallery folder")
+    return paths, ids
+
+
+def _cmd_fetch(args) -> int:
+    from xfr_lib.data.assets import asset_spec, fetch
+
+    for path in fetch(args.assets or None):
+        print(f"{path.name:16s} {path}  ({asset_spec(path.name)['licence']})")
+    return 0
+
+
+def _cmd_list(args) -> int:
+    import xfr_lib
+
+    lister = {"models": xfr_lib.list_models, "datasets": xfr_lib.list_datasets,
+              "methods": xfr_lib.list_methods}[args.command]
+    print("\n".join(lister()))
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    import xfr_lib
+
+    model = xfr_lib.load_model(args.model, device=args.device)
+    a, b = model.align(args.image_a), model.align(args.image_b)
+    score = float(model.score(a, b))
+    decision = "match" if model.decide(score) else "non-match"
+    print(json.dumps({"model": model.name, "score": round(score, 6), "threshold": model.threshold,
+                      "decision": decision}))
+    return 0
+
+
+def _cmd_explain(args) -> int:
+    import xfr_lib
+    from xfr_lib.explain.report import save_verification_report
+
+    model = xfr_lib.load_model(args.model, device=args.device)
+    params = _params(args.param)
+    if args.seed is not None:
+        params["seed"] = args.seed
+    result = xfr_lib.explain(args.method, model, args.image_a, args.image_b, **params)
+    files = save_verification_report(result, Path(args.out))
+    verdict = "match" if result.decision else "non-match"
+    print(f"{model.name}: score {result.score:.4f} (threshold {result.threshold:.4f}) -> {verdict}")
+    for kind, path in files.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _cmd_identify(args) -> int:
+    import xfr_lib
+    from xfr_lib.explain.report import save_identification_report
+
+    model = xfr_lib.load_model(args.model, device=args.device)
+    paths, ids = _gallery(Path(args.gallery))
+    params = _params(args.param)
+    if args.seed is not None:
+        params["seed"] = args.seed
+    result = xfr_lib.explain_identification(args.method, model, args.probe, paths, k=args.k,
+                                            gallery_ids=ids, **params)
+    files = save_identification_report(result, Path(args.out))
+    for rank, entry in enumerate(result.matches, 1):
+        print(f"rank {rank}: {entry.identity}  score {entry.score:.4f}  ({entry.path})")
+    for kind, path in files.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _cmd_run(args, rest: list[str]) -> int:
+    from xfr_lib.chapters import main as run_main
+
+    return run_main(rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xfr", description="Explainable face recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch", help="fetch and verify models and images (data_manifest.yaml)")
+    p.add_argument("assets", nargs="*", help="asset names (default: all)")
+    for name in ("models", "datasets", "methods"):
+        sub.add_parser(name, help=f"list the available {name}")
+
+    def model_args(p):
+        p.add_argument("--model", default=DEFAULT_MODEL, help=f"face-recognition model (default {DEFAULT_MODEL})")
+        p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+    p = sub.add_parser("verify", help="score and decision for a pair of photos")
+    p.add_argument("image_a")
+    p.add_argument("image_b")
+    model_args(p)
+
+    p = sub.add_parser("explain", help="explain the decision on a pair of photos")
+    p.add_argument("image_a")
+    p.add_argument("image_b")
+    p.add_argument("--method", default="corrrise", help="explanation method (see `xfr methods`)")
+    p.add_argument("--out", default="xfr-out", help="output folder (default ./xfr-out)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the method's)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="method parameter, repeatable (e.g. -p n_masks=1000)")
+    model_args(p)
+
+    p = sub.add_parser("identify", help="rank a gallery for a probe photo and explain the top K")
+    p.add_argument("probe")
+    p.add_argument("gallery", help="folder of <identity>/<image> (or flat images named by identity)")
+    p.add_argument("-k", type=int, default=5, help="explain the top K matches (default 5)")
+    p.add_argument("--method", default="corrrise")
+    p.add_argument("--out", default="xfr-out")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    model_args(p)
+
+    sub.add_parser("run", help="run a book chapter with papermill (xfr run --help)", add_help=False)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"xfr: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "run":  # the chapter runner has its own argument parser
+        args, rest = argparse.Namespace(command="run"), argv[1:]
+    else:
+        args, rest = parser.parse_args(argv), []
+    handlers = {"fetch": _cmd_fetch, "models": _cmd_list, "datasets": _cmd_list, "methods": _cmd_list,
+                "verify": _cmd_verify, "explain": _cmd_explain, "identify": _cmd_identify}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            if args.command == "run":
+                return _cmd_run(args, rest)
+            return handlers[args.command](args)
+    except XfrError as exc:
+        print(f"xfr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xfr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
