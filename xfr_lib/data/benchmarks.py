@@ -1,0 +1,402 @@
+"""Public face-verification benchmarks read from local folders: LFW, CPLFW, CALFW.
+
+These datasets cannot be redistributed, so xfr never ships them. LFW can be downloaded on a
+machine with the internet (URLs and SHA-256 from the ``benchmarks:`` section of
+``data_manifest.yaml``); CPLFW and CALFW are distributed through Google Drive / Baidu without
+checksums, so you download them yourself and point xfr at the folder.
+
+Layouts:
+
+* LFW: ``<root>/lfw/<Name>/<Name>_<NNNN>.jpg`` (``lfw_funneled/`` for the funneled variant)
+  and ``<root>/pairs.txt`` (or ``pairsDevTrain.txt`` / ``pairsDevTest.txt``). Identity =
+  the folder name as LFW spells it (``Aaron_Eckhart``).
+* CPLFW / CALFW: one flat folder of images (``Name_1.jpg`` for CPLFW, ``Name_0001.jpg`` for
+  CALFW) and ``pairs_CPLFW.txt`` / ``pairs_CALFW.txt``. Identity = the file name without the
+  trailing ``_<n>.<ext>``. The image folder is ``root`` itself if it holds images, else the
+  one sub-folder of ``root`` that does (e.g. ``aligned images/``), else pass ``images=``.
+
+Example:
+    >>> from xfr_lib.data.benchmarks import lfw
+    >>> bench = lfw("~/data/lfw-root", download=True)        # doctest: +SKIP
+    >>> len(bench.dataset), len(bench.protocol)               # doctest: +SKIP
+    (13233, 6000)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from xfr_lib.data import assets
+from xfr_lib.data.datasets import FaceDataset, FaceImage, _sorted_images, is_image_file, load_folder
+from xfr_lib.data.protocols import VerificationProtocol, load_lfw_pairs, load_xlfw_pairs
+from xfr_lib.errors import DatasetError, UnknownNameError
+
+#: LFW variant -> (archive file, folder it extracts to).
+LFW_VARIANTS = {"original": ("lfw.tgz", "lfw"), "funneled": ("lfw-funneled.tgz", "lfw_funneled")}
+#: The pairs files of LFW: View 2 (10 folds) and View 1 (one fold each).
+LFW_PAIRS = ("pairs.txt", "pairsDevTrain.txt", "pairsDevTest.txt")
+
+_XLFW = {"cplfw": "pairs_CPLFW.txt", "calfw": "pairs_CALFW.txt"}
+_XLFW_NAME = re.compile(r"^(?P<identity>.+)_(?P<num>\d+)$")
+
+
+@dataclass
+class Benchmark:
+    """A benchmark's images and its official verification protocol.
+
+    Attributes:
+        name: ``"lfw"``, ``"cplfw"`` or ``"calfw"``.
+        dataset: the images.
+        protocol: the official pairs and folds.
+    """
+
+    name: str
+    dataset: FaceDataset
+    protocol: VerificationProtocol
+
+
+def _benchmark_spec(name: str) -> dict:
+    specs = assets.manifest().get("benchmarks", {})
+    if name not in specs:
+        raise UnknownNameError("benchmark", name, sorted(specs))
+    return specs[name]
+
+
+def _file_source(name: str, urls: dict | None) -> dict:
+    """``{"url", "sha256"}`` of an LFW file: ``urls[name]`` if given, else the manifest's."""
+    if urls and name in urls:
+        src = urls[name]
+        return {"url": src, "sha256": None} if isinstance(src, str) else dict(src)
+    files = _benchmark_spec("lfw").get("files", {})
+    if name not in files:
+        raise UnknownNameError("LFW file", name, sorted(files))
+    return files[name]
+
+
+def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+    """Refuse members that would land outside the extraction folder or are not plain."""
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts or member.name.startswith(("/", "\\")):
+        raise DatasetError(
+            f"{archive} holds {member.name!r}, a path outside the extraction folder; "
+            f"the archive is unsafe, delete it and download it again"
+        )
+    if not (member.isfile() or member.isdir()):
+        raise DatasetError(
+            f"{archive} holds {member.name!r}, which is a link or special file; the "
+            f"archive is not the expected one, delete it and download it again"
+        )
+
+
+def extract_tar(archive: Path | str, root: Path | str, folder: str) -> Path:
+    """Extract ``folder/`` of a tar archive safely into ``root/folder``.
+
+    Every member is checked (no absolute paths, no ``..``, no links or devices), the archive
+    is extracted into a temporary folder inside ``root``, and only a complete ``folder`` is
+    renamed into place: an interrupted extraction leaves nothing at ``root/folder``.
+
+    Raises:
+        DatasetError: for an unreadable or unsafe archive, or one without ``folder/``.
+    """
+    archive, root = Path(archive), Path(root)
+    final = root / folder
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{folder}-extract-"))
+    try:
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                members = tar.getmembers()
+                for member in members:
+                    _check_member(member, archive)
+                tar.extractall(tmp, members=members, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise DatasetError(
+                f"could not extract {archive} ({exc}); delete it and download it again"
+            ) from None
+        if not (tmp / folder).is_dir():
+            raise DatasetError(f"{archive} has no top folder {folder}/; is it the right archive?")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp / folder, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def download_lfw(
+    root: Path | str,
+    variant: str = "original",
+    pairs: tuple[str, ...] = LFW_PAIRS,
+    urls: dict | None = None,
+    progress: bool = True,
+    keep_archive: bool = True,
+) -> Path:
+    """Download and extract LFW into ``root`` (only what is missing), verifying SHA-256.
+
+    Args:
+        root: the folder to fill (created if needed).
+        variant: ``"original"`` or ``"funneled"``.
+        pairs: which pairs files to fetch.
+        urls: file name -> URL string or ``{"url", "sha256"}`` overriding the manifest (for
+            mirrors and tests; a bare URL string is not checksum-verified).
+        progress: show download progress bars.
+        keep_archive: keep the verified ``.tgz`` in ``root`` after extraction.
+
+    Returns:
+        ``root``.
+
+    Raises:
+        AssetError: for a failed download or a checksum mismatch (nothing is kept).
+        DatasetError: for an unsafe or wrong archive.
+    """
+    archive_name, folder = _variant(variant)
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    for name in pairs:
+        if not (root / name).is_file():
+            src = _file_source(name, urls)
+            assets.download_url(src["url"], root / name, src.get("sha256"), progress=progress)
+    if not (root / folder).is_dir():
+        src = _file_source(archive_name, urls)
+        archive = assets.download_url(
+            src["url"], root / archive_name, src.get("sha256"), progress=progress
+        )
+        extract_tar(archive, root, folder)
+        if not keep_archive:
+            archive.unlink()
+    return root
+
+
+def _variant(variant: str) -> tuple[str, str]:
+    if variant not in LFW_VARIANTS:
+        raise UnknownNameError("LFW variant", variant, list(LFW_VARIANTS))
+    return LFW_VARIANTS[variant]
+
+
+def lfw_dataset(
+    root: Path | str,
+    variant: str = "original",
+    download: bool = False,
+    urls: dict | None = None,
+    progress: bool = True,
+) -> FaceDataset:
+    """LFW's images under ``root`` (see the module doc for the layout).
+
+    Args:
+        root: the folder holding ``lfw/`` (or ``lfw_funneled/``) and the pairs files.
+        variant: ``"original"`` or ``"funneled"``.
+        download: fetch and extract what is missing (needs the internet).
+        urls: overrides of the manifest's URLs/checksums (see :func:`download_lfw`).
+        progress: show download progress bars.
+
+    Raises:
+        DatasetError: if the images are missing and ``download`` is False (the message says
+            how to get them).
+    """
+    archive_name, folder = _variant(variant)
+    root = Path(root).expanduser()
+    if download:
+        download_lfw(root, variant, pairs=(), urls=urls, progress=progress)
+    if not (root / folder).is_dir():
+        src = _file_source(archive_name, urls)
+        raise DatasetError(
+            f"LFW images not found at {root / folder}; call lfw({str(root)!r}, download=True) on a "
+            f"machine with the internet, or download {src['url']} ({archive_name}) and extract it "
+            f"in {root}"
+        )
+    spec = _benchmark_spec("lfw")
+    found = load_folder(
+        root / folder,
+        name="lfw",
+        description=spec["description"],
+        licence=spec["licence"],
+        citation=spec["citation"],
+    )
+    found.root = root / folder
+    found.params = {"root": str(root), "variant": variant}
+    return found
+
+
+def lfw(
+    root: Path | str,
+    variant: str = "original",
+    download: bool = False,
+    pairs: str | Path = "pairs.txt",
+    urls: dict | None = None,
+    progress: bool = True,
+) -> Benchmark:
+    """LFW with an official protocol.
+
+    Args:
+        root: the folder holding ``lfw/`` (or ``lfw_funneled/``) and the pairs files.
+        variant: ``"original"`` or ``"funneled"``.
+        download: fetch what is missing, verified by SHA-256 (needs the internet).
+        pairs: ``"pairs.txt"`` (View 2: 10 folds x 300 + 300), ``"pairsDevTrain.txt"`` /
+            ``"pairsDevTest.txt"`` (View 1: one fold of 1100 + 1100 / 500 + 500), or a path.
+        urls: overrides of the manifest's URLs/checksums (see :func:`download_lfw`).
+        progress: show download progress bars.
+
+    Raises:
+        DatasetError: if files are missing (saying how to get them) or malformed.
+    """
+    root = Path(root).expanduser()
+    pairs_path = Path(pairs) if Path(pairs).is_absolute() or os.sep in str(pairs) else root / pairs
+    if download and not pairs_path.is_file() and pairs_path.name in LFW_PAIRS:
+        download_lfw(root, variant, pairs=(pairs_path.name,), urls=urls, progress=progress)
+    dataset = lfw_dataset(root, variant, download=download, urls=urls, progress=progress)
+    if not pairs_path.is_file():
+        hint = (
+            f"download {_file_source(pairs_path.name, urls)['url']} to {pairs_path}"
+            if pairs_path.name in LFW_PAIRS
+            else "pass the path of an LFW-format pairs file"
+        )
+        raise DatasetError(
+            f"LFW pairs file {pairs_path} not found; call lfw(..., download=True) or {hint}"
+        )
+    return Benchmark("lfw", dataset, load_lfw_pairs(pairs_path, dataset))
+
+
+def _image_folder(root: Path, name: str) -> Path:
+    if any(is_image_file(p) for p in root.iterdir()):
+        return root
+    candidates = [
+        d
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(".") and any(is_image_file(p) for p in d.iterdir())
+    ]
+    if len(candidates) == 1:
+        return candidates[0]
+    found = ", ".join(d.name for d in candidates) or "none"
+    raise DatasetError(
+        f"cannot tell which folder under {root} holds the {name.upper()} images "
+        f"(folders with images: {found}); pass images= the flat image folder"
+    )
+
+
+def xlfw_dataset(name: str, root: Path | str, images: Path | str | None = None) -> FaceDataset:
+    """The flat image folder of CPLFW or CALFW.
+
+    Identity = file name without ``_<n>.<ext>`` (``Aaron_Eckhart_1.jpg`` -> ``Aaron_Eckhart``).
+    Image files not named that way are left out and counted in ``params['skipped']``.
+
+    Args:
+        name: ``"cplfw"`` or ``"calfw"``.
+        root: the benchmark's folder.
+        images: the image folder, if it is not ``root`` or its only image sub-folder.
+
+    Raises:
+        DatasetError: for a missing folder or one without images.
+    """
+    if name not in _XLFW:
+        raise UnknownNameError("benchmark", name, sorted(_XLFW))
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(
+            f"{name.upper()} folder {root} does not exist; download {name.upper()} "
+            f"from {_benchmark_spec(name).get('source', 'its website')} and pass its folder"
+        )
+    folder = Path(images).expanduser() if images is not None else _image_folder(root, name)
+    if not folder.is_dir():
+        raise DatasetError(
+            f"{name.upper()} image folder {folder} does not exist; pass images= the "
+            f"flat folder of {name.upper()} images"
+        )
+    found, skipped = [], 0
+    for path in folder.iterdir():
+        if not is_image_file(path):
+            continue
+        m = _XLFW_NAME.match(path.stem)
+        if m is None:
+            skipped += 1
+            continue
+        found.append(FaceImage(path=path, identity=m["identity"]))
+    if not found:
+        raise DatasetError(
+            f"no {name.upper()} images (<Name>_<n>.jpg) in {folder}; pass images= the "
+            f"flat folder of {name.upper()} images"
+        )
+    spec = _benchmark_spec(name)
+    return FaceDataset(
+        name=name,
+        images=_sorted_images(found),
+        root=folder,
+        description=spec["description"],
+        licence=spec["licence"],
+        citation=spec["citation"],
+        params={"root": str(root), "images": str(folder), "skipped": skipped},
+    )
+
+
+def _xlfw(
+    name: str, root: Path | str, pairs: Path | str | None, images: Path | str | None, n_folds: int
+) -> Benchmark:
+    root = Path(root).expanduser()
+    dataset = xlfw_dataset(name, root, images)
+    if pairs is None:
+        wanted = _XLFW[name].lower()
+        hits = [
+            p
+            for p in (root, dataset.root)
+            for p in p.iterdir()
+            if p.is_file() and p.name.lower() == wanted
+        ]
+        if not hits:
+            raise DatasetError(
+                f"{_XLFW[name]} not found in {root}; put the benchmark's pairs file "
+                f"there or pass pairs= its path"
+            )
+        pairs = hits[0]
+    return Benchmark(name, dataset, load_xlfw_pairs(Path(pairs), dataset, n_folds=n_folds))
+
+
+def cplfw(
+    root: Path | str,
+    pairs: Path | str | None = None,
+    images: Path | str | None = None,
+    n_folds: int = 10,
+) -> Benchmark:
+    """Cross-Pose LFW from a local folder (``pairs_CPLFW.txt`` + flat image folder).
+
+    Args:
+        root: the folder you downloaded CPLFW into.
+        pairs: the pairs file; default ``<root>/pairs_CPLFW.txt`` (any letter case).
+        images: the flat image folder; default found under ``root`` (module doc).
+        n_folds: folds of the protocol (10 in the published protocol).
+    """
+    return _xlfw("cplfw", root, pairs, images, n_folds)
+
+
+def calfw(
+    root: Path | str,
+    pairs: Path | str | None = None,
+    images: Path | str | None = None,
+    n_folds: int = 10,
+) -> Benchmark:
+    """Cross-Age LFW from a local folder (``pairs_CALFW.txt`` + flat image folder).
+
+    Args:
+        root: the folder you downloaded CALFW into.
+        pairs: the pairs file; default ``<root>/pairs_CALFW.txt`` (any letter case).
+        images: the flat image folder; default found under ``root`` (module doc).
+        n_folds: folds of the protocol (10 in the published protocol).
+    """
+    return _xlfw("calfw", root, pairs, images, n_folds)
+
+
+__all__ = [
+    "LFW_PAIRS",
+    "LFW_VARIANTS",
+    "Benchmark",
+    "calfw",
+    "cplfw",
+    "download_lfw",
+    "extract_tar",
+    "lfw",
+    "lfw_dataset",
+    "xlfw_dataset",
+]
