@@ -98,7 +98,11 @@ def _cmd_explain(args) -> int:
 
 
 def _cmd_identify(args) -> int:
+    import numpy as np
+
     import xfr_lib
+    from xfr_lib.evaluate.embeddings import embed_paths
+    from xfr_lib.explain import Gallery
     from xfr_lib.explain.report import save_identification_report
 
     model = xfr_lib.load_model(args.model, device=args.device)
@@ -106,11 +110,19 @@ def _cmd_identify(args) -> int:
     params = _params(args.param)
     if args.seed is not None:
         params["seed"] = args.seed
-    result = xfr_lib.explain_identification(args.method, model, args.probe, paths, k=args.k,
-                                            gallery_ids=ids, **params)
+    # Embed the whole gallery once (aligned chips are cached); only the top K get explained.
+    emb = embed_paths(model, paths, desc="gallery: align")
+    for reason in emb.failures.values():
+        warnings.warn(f"gallery image skipped: {reason}", stacklevel=1)
+    keep = np.flatnonzero(emb.ok)
+    if len(keep) == 0:
+        raise XfrError(f"{args.gallery}: no face found in any gallery image")
+    gallery = Gallery([paths[i] for i in keep], [ids[i] for i in keep], embeddings=emb.embeddings[keep])
+    result = xfr_lib.explain_identification(args.method, model, args.probe, gallery,
+                                            k=min(args.k, len(keep)), **params)
     files = save_identification_report(result, Path(args.out))
-    for rank, entry in enumerate(result.matches, 1):
-        print(f"rank {rank}: {entry.identity}  score {entry.score:.4f}  ({entry.path})")
+    for match in result.matches:
+        print(f"rank {match.rank}: {match.identity}  score {match.score:.4f}  ({match.source})")
     for kind, path in files.items():
         print(f"{kind}: {path}")
     return 0

@@ -1,0 +1,126 @@
+"""Write explanations to disk: a PNG figure and a JSON record (used by ``xfr explain`` and
+``xfr identify``).
+
+The JSON holds the decision (score, threshold, decision), its provenance (method, every
+parameter, model, inputs) and per map ``max``, ``mean``, ``top10_mass`` (share of the map's
+total in its top 10 % of pixels) and ``peak`` ``[row, col]`` in the aligned chip. Every file is
+written to a temporary name in the target folder and renamed into place, so a crash never
+leaves a truncated report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from xfr_lib.explain.base import IdentificationExplanation, VerificationExplanation
+
+
+def save_verification_report(
+    expl: VerificationExplanation,
+    out_dir: str | Path,
+    *,
+    stem: str | None = None,
+    dpi: int = 150,
+    save_maps: bool = False,
+) -> dict[str, Path]:
+    """Save the figure and JSON of a verification explanation.
+
+    Args:
+        expl: the explanation.
+        out_dir: folder to write into (created if needed).
+        stem: file name without extension; default ``verification_<method>``.
+        dpi: resolution of the PNG.
+        save_maps: also write the four maps and both chips to ``<stem>.npz``.
+
+    Returns:
+        ``{"figure": png path, "json": json path}`` (plus ``"maps"`` with ``save_maps``).
+    """
+    from xfr_lib.plot.saliency import plot_verification
+
+    stem = stem or f"verification_{expl.method}"
+    record = expl.to_dict()
+    arrays = {**expl.maps, "chip_a": expl.chip_a, "chip_b": expl.chip_b}
+    return _save(record, lambda: plot_verification(expl), out_dir, stem, dpi,
+                 arrays if save_maps else None)
+
+
+def save_identification_report(
+    expl: IdentificationExplanation,
+    out_dir: str | Path,
+    *,
+    stem: str | None = None,
+    dpi: int = 150,
+    dissimilarity: bool = True,
+    save_maps: bool = False,
+) -> dict[str, Path]:
+    """Save the figure and JSON of an identification explanation.
+
+    Args:
+        expl: the explanation.
+        out_dir: folder to write into (created if needed).
+        stem: file name without extension; default ``identification_<method>``.
+        dpi: resolution of the PNG.
+        dissimilarity: show the dissimilarity columns in the figure.
+        save_maps: also write every map and chip to ``<stem>.npz``.
+
+    Returns:
+        ``{"figure": png path, "json": json path}`` (plus ``"maps"`` with ``save_maps``).
+    """
+    from xfr_lib.plot.saliency import plot_identification
+
+    stem = stem or f"identification_{expl.method}"
+    arrays: dict[str, np.ndarray] = {"probe_chip": expl.probe_chip}
+    for m in expl.matches:
+        arrays[f"rank{m.rank}_chip"] = m.chip
+        arrays |= {f"rank{m.rank}_{name}": v for name, v in m.maps.items()}
+    return _save(expl.to_dict(), lambda: plot_identification(expl, dissimilarity=dissimilarity),
+                 out_dir, stem, dpi, arrays if save_maps else None)
+
+
+def _save(
+    record: dict[str, Any],
+    make_figure: Callable[[], Any],
+    out_dir: str | Path,
+    stem: str,
+    dpi: int,
+    arrays: dict[str, np.ndarray] | None,
+) -> dict[str, Path]:
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"figure": out / f"{stem}.png", "json": out / f"{stem}.json"}
+    fig = make_figure()
+    try:
+        _atomic_write(paths["figure"], lambda f: fig.savefig(f, format="png", dpi=dpi), binary=True)
+    finally:
+        plt.close(fig)
+    text = json.dumps(record, indent=2, allow_nan=False) + "\n"
+    _atomic_write(paths["json"], lambda f: f.write(text), binary=False)
+    if arrays is not None:
+        paths["maps"] = out / f"{stem}.npz"
+        _atomic_write(paths["maps"], lambda f: np.savez_compressed(f, **arrays), binary=True)
+    return paths
+
+
+def _atomic_write(path: Path, write: Callable[[IO], Any], *, binary: bool) -> None:
+    # Same folder as the target, so the final os.replace is an atomic rename.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        kwargs = {} if binary else {"encoding": "utf-8"}
+        with os.fdopen(fd, "wb" if binary else "w", **kwargs) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

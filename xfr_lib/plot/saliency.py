@@ -1,0 +1,192 @@
+"""Figures of saliency explanations: overlays of maps on face chips.
+
+``plot_verification`` shows a pair (both chips, their similarity and dissimilarity maps) with
+the score, threshold and decision; ``plot_identification`` a probe with its top-K matches;
+``overlay`` blends one map onto one chip for custom figures.
+
+Maps of one figure share one colour scale by default (``shared=True``), so a weak map looks
+weak: the CorrRISE papers' point that non-matching pairs have similarity maps "with rather low
+salient values" is visible only that way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+#: Default colour map: blue (low) to red (high), like the papers' figures, but perceptually
+#: more even than "jet".
+CMAP = "turbo"
+
+
+def overlay(
+    chip: np.ndarray,
+    saliency_map: np.ndarray,
+    *,
+    cmap: str = CMAP,
+    alpha: float = 0.5,
+    vmin: float = 0.0,
+    vmax: float | None = None,
+) -> np.ndarray:
+    """Blend a map onto a chip: ``(1 - a) * chip + a * colour(map)``, with ``a`` growing
+    with the map's value so that zero-saliency pixels show the face unchanged.
+
+    Args:
+        chip: HxWx3 uint8 (or float in [0, 1]) RGB image.
+        saliency_map: ``[H, W]`` map (resized to the chip if its size differs).
+        cmap: matplotlib/seaborn colour map name.
+        alpha: opacity of the colour at the map's maximum.
+        vmin: map value shown as the lowest colour.
+        vmax: map value shown as the highest colour; None = the map's maximum.
+
+    Returns:
+        HxWx3 float RGB image in [0, 1].
+    """
+    img = np.asarray(chip, dtype=np.float64)
+    if img.dtype.kind in "ui" or img.max() > 1.0:
+        img = img / 255.0
+    m = np.asarray(saliency_map, dtype=np.float64)
+    if m.shape != img.shape[:2]:
+        m = _resize(m, img.shape[:2])
+    top = float(m.max()) if vmax is None else float(vmax)
+    span = top - vmin if top > vmin else 1.0
+    level = np.clip((np.nan_to_num(m) - vmin) / span, 0.0, 1.0)
+    colour = matplotlib.colormaps[cmap](level)[..., :3]
+    # sqrt: weak but non-zero saliency stays visible, zero leaves the face untouched.
+    a = alpha * np.sqrt(level)[..., None]
+    return np.clip((1 - a) * img + a * colour, 0.0, 1.0)
+
+
+def plot_verification(
+    expl: Any,
+    *,
+    cmap: str = CMAP,
+    alpha: float = 0.6,
+    shared: bool = True,
+    figsize: tuple[float, float] = (9.0, 6.4),
+    title: str | None = None,
+) -> Figure:
+    """Figure of a :class:`~xfr_lib.explain.VerificationExplanation`.
+
+    Rows: image A and image B. Columns: the chip, its similarity overlay, its dissimilarity
+    overlay. The title gives method, model, score, threshold and decision; a colour bar gives
+    the map scale.
+
+    Args:
+        expl: the explanation.
+        cmap: colour map.
+        alpha: overlay opacity at the top of the scale.
+        shared: one scale for all four maps (True) or one per map (False; the colour bar then
+            shows the fraction of each map's own maximum).
+        figsize: figure size in inches.
+        title: replaces the default title.
+    """
+    fig, axes = plt.subplots(2, 3, figsize=figsize, layout="constrained")
+    maps = [[expl.similarity_a, expl.dissimilarity_a], [expl.similarity_b, expl.dissimilarity_b]]
+    vmax = _vmax([m for row in maps for m in row]) if shared else None
+    for r, (chip, label) in enumerate([(expl.chip_a, "A"), (expl.chip_b, "B")]):
+        axes[r, 0].imshow(chip)
+        axes[r, 0].set_title(f"image {label}")
+        for c, kind in enumerate(("similarity", "dissimilarity")):
+            m = maps[r][c]
+            axes[r, c + 1].imshow(overlay(chip, m, cmap=cmap, alpha=alpha,
+                                          vmax=vmax if shared else _vmax([m])))
+            axes[r, c + 1].set_title(f"{kind} {label} (max {float(m.max()):.3g})")
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    _colorbar(fig, axes, cmap, vmax if shared else 1.0,
+              "saliency" if shared else "fraction of map maximum")
+    fig.suptitle(title or _verification_title(expl))
+    return fig
+
+
+def plot_identification(
+    expl: Any,
+    *,
+    cmap: str = CMAP,
+    alpha: float = 0.6,
+    dissimilarity: bool = False,
+    shared: bool = True,
+    row_height: float = 2.3,
+    title: str | None = None,
+) -> Figure:
+    """Figure of an :class:`~xfr_lib.explain.IdentificationExplanation`: one row per match.
+
+    Columns: the probe's similarity to this match, the match's chip, the match's similarity
+    to the probe (and, with ``dissimilarity=True``, both dissimilarity maps). Row titles give
+    rank, identity, score and whether it passes the threshold.
+
+    Args:
+        expl: the explanation.
+        cmap: colour map.
+        alpha: overlay opacity at the top of the scale.
+        dissimilarity: add the two dissimilarity columns.
+        shared: one colour scale for the whole figure.
+        row_height: inches per match.
+        title: replaces the default title.
+    """
+    cols = 5 if dissimilarity else 3
+    k = len(expl.matches)
+    fig, axes = plt.subplots(k, cols, figsize=(2.3 * cols + 0.8, row_height * k + 0.6),
+                             layout="constrained", squeeze=False)
+    all_maps = [mm for m in expl.matches for mm in
+                (m.maps.values() if dissimilarity else (m.similarity_probe, m.similarity_gallery))]
+    vmax = _vmax(all_maps) if shared else None
+    for row, m in zip(axes, expl.matches, strict=True):
+        panels = [(expl.probe_chip, m.similarity_probe, "probe: similarity"),
+                  (m.chip, None, f"#{m.rank} {m.identity}\nscore {m.score:.3f}{_mark(m.decision)}"),
+                  (m.chip, m.similarity_gallery, "match: similarity")]
+        if dissimilarity:
+            panels += [(expl.probe_chip, m.dissimilarity_probe, "probe: dissimilarity"),
+                       (m.chip, m.dissimilarity_gallery, "match: dissimilarity")]
+        for ax, (chip, smap, label) in zip(row, panels, strict=True):
+            if smap is None:
+                ax.imshow(chip)
+            else:
+                ax.imshow(overlay(chip, smap, cmap=cmap, alpha=alpha,
+                                  vmax=vmax if shared else _vmax([smap])))
+            ax.set_title(label, fontsize="small")
+            ax.set_axis_off()
+    _colorbar(fig, axes, cmap, vmax if shared else 1.0,
+              "saliency" if shared else "fraction of map maximum")
+    fig.suptitle(title or (
+        f"{expl.method} on {expl.model}: top {len(expl.matches)} of {expl.gallery_size} "
+        f"(threshold {_fmt(expl.threshold)})"
+    ))
+    return fig
+
+
+def _verification_title(expl: Any) -> str:
+    decision = {True: "match", False: "non-match", None: "no threshold"}[expl.decision]
+    return (f"{expl.method} on {expl.model}: score {expl.score:.3f}, "
+            f"threshold {_fmt(expl.threshold)} -> {decision}")
+
+
+def _mark(decision: bool | None) -> str:
+    return {True: " (match)", False: " (below thr.)", None: ""}[decision]
+
+
+def _fmt(v: float) -> str:
+    return "none" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
+def _vmax(maps: Any) -> float:
+    top = max((float(np.max(m)) for m in maps), default=0.0)
+    return top if top > 0 else 1.0
+
+
+def _colorbar(fig: Figure, axes: np.ndarray, cmap: str, vmax: float, label: str) -> None:
+    sm = ScalarMappable(norm=Normalize(0.0, vmax), cmap=cmap)
+    fig.colorbar(sm, ax=axes, shrink=0.8, label=label)
+
+
+def _resize(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(m.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
