@@ -47,14 +47,14 @@ def test_verify_same_person_and_impostor():
 def test_explain_writes_figure_and_json(tmp_path):
     out = tmp_path / "out"
     proc = xfr("explain", str(WILD / "ardern/ardern_1.jpg"), str(WILD / "ardern/ardern_2.jpg"),
-               "--method", "corrrise", "--out", str(out), "--seed", "3", "-p", "n_masks=60")
+               "--method", "corrrise", "--out", str(out), "--seed", "3", "-p", "n=60")
     assert proc.returncode == 0, proc.stderr
     pngs, jsons = list(out.glob("*.png")), list(out.glob("*.json"))
     assert len(pngs) == 1 and len(jsons) == 1
     assert Image.open(pngs[0]).size[0] > 300
     report = json.loads(jsons[0].read_text())
     assert report["method"] == "corrrise" and report["params"]["seed"] == 3
-    assert report["params"]["n_masks"] == 60
+    assert report["params"]["n"] == 60
     assert report["decision"] in (True, False) and isinstance(report["score"], float)
 
 
@@ -95,7 +95,7 @@ def test_identify_ranks_the_right_person_first(tmp_path):
         (gallery / person / name).write_bytes((WILD / person / name).read_bytes())
     out = tmp_path / "out"
     proc = xfr("identify", str(WILD / "macron/macron_1.jpg"), str(gallery), "-k", "2", "--out", str(out),
-               "-p", "n_masks=40")
+               "-p", "n=40")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith("rank 1: macron")
     assert list(out.glob("*.png")) and list(out.glob("*.json"))

@@ -21,15 +21,17 @@ _API = {
     "FaceModel": "xfr_lib.models.base",
     "load_dataset": "xfr_lib.data.datasets",
     "list_datasets": "xfr_lib.data.datasets",
-    "explain": "xfr_lib.explain",
-    "explain_identification": "xfr_lib.explain",
-    "list_methods": "xfr_lib.explain",
     "embed_dataset": "xfr_lib.evaluate.embeddings",
     "fetch": "xfr_lib.data.assets",
     "XfrError": "xfr_lib.errors",
 }
 
-__all__ = sorted(_API)
+# `xfr_lib.explain` is both a subpackage and the flat API's main function. Importing the
+# subpackage binds its name on this package first; binding the function afterwards makes
+# `xfr_lib.explain(...)` the function, while `from xfr_lib.explain import X` still works.
+from xfr_lib.explain import explain, explain_identification, list_methods  # noqa: E402
+
+__all__ = sorted([*_API, "explain", "explain_identification", "list_methods"])
 
 
 def __getattr__(name: str):

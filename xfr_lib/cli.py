@@ -32,7 +32,7 @@ def _params(items: list[str]) -> dict:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise XfrError(f"parameter {item!r} is not NAME=VALUE (e.g. -p n_masks=500)")
+            raise XfrError(f"parameter {item!r} is not NAME=VALUE (e.g. -p n=500)")
         out[name.strip()] = yaml.safe_load(value)
     return out
 
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="xfr-out", help="output folder (default ./xfr-out)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the method's)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="method parameter, repeatable (e.g. -p n_masks=1000)")
+                   help="method parameter, repeatable (e.g. -p n=1000)")
     model_args(p)
 
     p = sub.add_parser("identify", help="rank a gallery for a probe photo and explain the top K")
