@@ -1,0 +1,216 @@
+"""Agreement between saliency maps: how much does a map change with the seed, N or the model?
+
+Two measures, both on the flattened maps:
+
+* :func:`spearman`: Spearman rank correlation (Pearson correlation of the ranks, ties get
+  their average rank), in [-1, 1]; 1 = the same ordering of pixels.
+* :func:`top_k_iou`: intersection over union of the top ``frac`` of pixels of each map
+  (the pixels a reader's eye goes to); ties at the cut are broken by pixel index, and pixels
+  at the map's minimum never count (a sparse map, e.g. a dissimilarity map that is zero
+  almost everywhere, has a smaller top set instead of one padded with arbitrary zeros).
+  Chance level for two independent maps is about ``frac / (2 - frac)`` (0.053 at 10 %).
+
+:func:`seed_stability` runs an explainer once per seed and compares every pair of runs;
+:func:`map_agreement` compares the maps of two explanations (e.g. trained vs randomised model,
+the sanity check of Adebayo et al. 2018, with the model from :func:`randomized_copy`).
+
+Example:
+    >>> import numpy as np
+    >>> m = np.arange(100.0).reshape(10, 10)
+    >>> spearman(m, m), top_k_iou(m, m, 0.1), round(spearman(m, -m), 6)
+    (1.0, 1.0, -1.0)
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import rankdata
+
+from xfr_lib.errors import XfrError
+
+#: The four maps of a verification explanation.
+VERIFICATION_MAPS = ("similarity_a", "dissimilarity_a", "similarity_b", "dissimilarity_b")
+
+
+def _pair(map1, map2) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(map1, dtype=np.float64)
+    b = np.asarray(map2, dtype=np.float64)
+    if a.shape != b.shape:
+        raise XfrError(f"maps of different shapes {list(a.shape)} and {list(b.shape)} cannot be "
+                       f"compared; compute both at the same chip size")
+    if a.size < 2:
+        raise XfrError("maps need at least two pixels to be compared")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise XfrError("a map contains NaN or inf")
+    return a.ravel(), b.ravel()
+
+
+def spearman(map1: np.ndarray, map2: np.ndarray) -> float:
+    """Spearman rank correlation of two maps of the same shape (NaN if one is constant).
+
+    Args:
+        map1: first map (any shape).
+        map2: second map, same shape.
+    """
+    a, b = _pair(map1, map2)
+    ra, rb = rankdata(a), rankdata(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    denom = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    if denom == 0:
+        return float("nan")
+    return float(np.clip((ra @ rb) / denom, -1.0, 1.0))
+
+
+def top_k_mask(saliency_map: np.ndarray, frac: float = 0.1) -> np.ndarray:
+    """Boolean mask (same shape) of the ``ceil(frac * size)`` largest pixels of a map.
+
+    Ties are broken by flat pixel index (earlier first), so the count is exact.
+
+    Args:
+        saliency_map: the map.
+        frac: fraction of pixels to keep, in (0, 1].
+    """
+    if not 0 < frac <= 1:
+        raise XfrError(f"frac={frac} must be in (0, 1]")
+    m = np.asarray(saliency_map, dtype=np.float64)
+    flat = m.ravel()
+    k = math.ceil(frac * flat.size)
+    order = np.lexsort((np.arange(flat.size), -flat))[:k]
+    out = np.zeros(flat.size, bool)
+    out[order] = True
+    return out.reshape(m.shape)
+
+
+def top_k_iou(map1: np.ndarray, map2: np.ndarray, frac: float = 0.1) -> float:
+    """IoU of the top ``frac`` pixels of two maps (pixels at a map's minimum excluded).
+
+    Returns NaN when both maps are constant; 0 when only one is.
+
+    Args:
+        map1: first map.
+        map2: second map, same shape.
+        frac: fraction of pixels in each top set, in (0, 1].
+    """
+    a, b = _pair(map1, map2)
+    ta = top_k_mask(a, frac) & (a > a.min())
+    tb = top_k_mask(b, frac) & (b > b.min())
+    union = (ta | tb).sum()
+    if union == 0:  # both maps constant: no top pixels to compare
+        return float("nan")
+    return float((ta & tb).sum() / union)
+
+
+def _get_map(explanation: Any, name: str) -> np.ndarray:
+    if isinstance(explanation, Mapping):
+        if name not in explanation:
+            raise XfrError(f"the explanation has no map {name!r}; it has {sorted(explanation)}")
+        return np.asarray(explanation[name])
+    if not hasattr(explanation, name):
+        raise XfrError(f"the explanation ({type(explanation).__name__}) has no map {name!r}")
+    return np.asarray(getattr(explanation, name))
+
+
+def map_agreement(expl1: Any, expl2: Any, maps: Sequence[str] = VERIFICATION_MAPS,
+                  frac: float = 0.1) -> pd.DataFrame:
+    """Spearman and top-``frac`` IoU between same-named maps of two explanations.
+
+    Args:
+        expl1: an explanation object (maps as attributes) or a mapping name -> map.
+        expl2: another one.
+        maps: names of the maps to compare.
+        frac: fraction of pixels for :func:`top_k_iou`.
+
+    Returns:
+        DataFrame with columns ``map``, ``spearman``, ``iou``; one row per map.
+    """
+    rows = []
+    for name in maps:
+        m1, m2 = _get_map(expl1, name), _get_map(expl2, name)
+        rows.append({"map": name, "spearman": spearman(m1, m2), "iou": top_k_iou(m1, m2, frac)})
+    return pd.DataFrame(rows, columns=["map", "spearman", "iou"])
+
+
+def seed_stability(explain_fn: Callable[[int], Any], seeds: Iterable[int],
+                   maps: Sequence[str] = VERIFICATION_MAPS, frac: float = 0.1,
+                   explanations: dict[int, Any] | None = None) -> pd.DataFrame:
+    """Pairwise agreement of the maps an explainer gives with different seeds.
+
+    Args:
+        explain_fn: ``seed -> explanation`` (an object with the maps as attributes, or a
+            mapping name -> map), e.g. ``lambda s: xfr_lib.explain("corrrise", model, a, b,
+            seed=s, n_masks=200)``.
+        seeds: at least two distinct seeds.
+        maps: names of the maps to compare.
+        frac: fraction of pixels for :func:`top_k_iou`.
+        explanations: if given, filled with seed -> explanation (to reuse the runs).
+
+    Returns:
+        DataFrame with one row per map and unordered pair of seeds: ``map``, ``seed_1``,
+        ``seed_2``, ``spearman``, ``iou``.
+    """
+    seeds = list(seeds)
+    if len(set(seeds)) != len(seeds) or len(seeds) < 2:
+        raise XfrError(f"seed_stability needs at least two distinct seeds, got {seeds}")
+    runs = {s: explain_fn(s) for s in seeds}
+    if explanations is not None:
+        explanations.update(runs)
+    rows = []
+    for name in maps:
+        for s1, s2 in itertools.combinations(seeds, 2):
+            m1, m2 = _get_map(runs[s1], name), _get_map(runs[s2], name)
+            rows.append({"map": name, "seed_1": s1, "seed_2": s2, "spearman": spearman(m1, m2),
+                         "iou": top_k_iou(m1, m2, frac)})
+    return pd.DataFrame(rows, columns=["map", "seed_1", "seed_2", "spearman", "iou"])
+
+
+def randomized_copy(model: torch.nn.Module, seed: int = 0, top: int | None = None) -> torch.nn.Module:
+    """A copy of ``model`` whose learned layers are re-initialised (the sanity-check model).
+
+    Every module with a ``reset_parameters`` method (convolutions, linear layers, PReLU, batch
+    norm, ...) is reset to PyTorch's default initialisation for its type: Kaiming-uniform
+    weights (``a = sqrt(5)``) and uniform biases for convolutions and linear layers, scale 1 and
+    shift 0 for normalisation layers, 0.25 for PReLU. Buffers that are not learned (e.g. the
+    input mean) are kept. This is Adebayo et al.'s "re-initialise" randomisation, not a
+    shuffle of the trained weights.
+
+    Args:
+        model: a face model (left unchanged).
+        seed: seed of the new weights (drawn inside ``torch.random.fork_rng``, so the global
+            torch random state is not touched).
+        top: cascading randomisation: reset only the last ``top`` resettable modules in
+            ``model.modules()`` order (the layers nearest the output); None resets all.
+
+    Returns:
+        The randomised copy, in eval mode, on the model's device.
+    """
+    clone = copy.deepcopy(model)
+    layers = [m for m in clone.modules()
+              if m is not clone and callable(getattr(m, "reset_parameters", None))]
+    if not layers:
+        raise XfrError(f"{type(model).__name__} has no layer with reset_parameters(); nothing "
+                       f"to randomise")
+    if top is not None:
+        if int(top) != top or top < 1:
+            raise XfrError(f"top={top} must be a positive number of layers (or None for all)")
+        layers = layers[-int(top):]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for m in layers:
+                m.reset_parameters()
+    return clone.eval()
+
+
+def resettable_layers(model: torch.nn.Module) -> list[str]:
+    """Names of the modules :func:`randomized_copy` resets, input side first."""
+    return [name for name, m in model.named_modules()
+            if m is not model and callable(getattr(m, "reset_parameters", None))]
