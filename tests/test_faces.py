@@ -101,7 +101,7 @@ def test_png_with_alpha_is_composited_and_usable():
 def test_16bit_and_greyscale_are_converted(tmp_path):
     grey8 = np.asarray(Image.open(asset_dir("orl") / "s1" / "1.pgm"))
     p16 = tmp_path / "face16.png"
-    Image.fromarray((grey8.astype(np.uint16) * 257)).save(p16)
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(p16)
     assert Image.open(p16).mode.startswith("I")
     rgb16 = load_image(p16)
     assert np.abs(rgb16[:, :, 0].astype(int) - grey8).max() <= 1

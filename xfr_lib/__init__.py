@@ -29,9 +29,12 @@ _API = {
 # `xfr_lib.explain` is both a subpackage and the flat API's main function. Importing the
 # subpackage binds its name on this package first; binding the function afterwards makes
 # `xfr_lib.explain(...)` the function, while `from xfr_lib.explain import X` still works.
-from xfr_lib.explain import explain, explain_identification, list_methods  # noqa: E402
+from xfr_lib.explain import explain, explain_identification, list_methods
 
-__all__ = sorted([*_API, "explain", "explain_identification", "list_methods"])
+__all__ = [
+    "FaceModel", "XfrError", "embed_dataset", "explain", "explain_identification", "fetch",
+    "list_datasets", "list_methods", "list_models", "load_dataset", "load_model",
+]
 
 
 def __getattr__(name: str):

@@ -497,3 +497,31 @@ def _write_yaml(path: Path, data: dict) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- helpers the chapter notebooks share -------------------------------------------------------
+
+def chapter_outputs(out: Path):
+    """``save(fig, name)``, ``table(frame, name, caption)`` and ``note(key, value)`` for a chapter.
+
+    ``save`` writes a figure into ``out`` (the book shows the cell's own output); ``table`` shows
+    a numbered, referable MyST table and saves it as CSV; ``note`` makes a value quotable in the
+    text as ``{glue:md}`key```.
+    """
+    from IPython.display import Markdown, display
+    from myst_nb import glue
+
+    out = Path(out)
+
+    def save(fig, name: str) -> None:
+        fig.savefig(out / f"{name}.png", dpi=150, bbox_inches="tight")
+
+    def table(frame, name: str, caption: str) -> None:
+        frame.to_csv(out / f"{name}.csv", index=False)
+        body = frame.to_markdown(index=False, floatfmt=".2f")
+        display(Markdown(f"```{{table}} {caption}\n:name: {name}\n\n{body}\n```"))
+
+    def note(key: str, value) -> None:
+        glue(key, Markdown(str(value)), display=False)
+
+    return save, table, note

