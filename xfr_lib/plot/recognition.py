@@ -202,7 +202,8 @@ def plot_det(curves: Mapping[str, pd.DataFrame], ax: Axes | None = None,
     ax.set_xlabel("FMR: false match rate (%, normal deviate)")
     ax.set_ylabel("FNMR: false non-match rate (%, normal deviate)")
     ax.set_aspect("equal", adjustable="box")
-    ax.legend(loc="upper right")
+    # Outside the axes: DET labels are long and the curves fill the plot area.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
     return ax
 
 
