@@ -253,6 +253,13 @@ def _asset_root(name: str, root: Path | str | None) -> tuple[Path, dict]:
     return (Path(root).expanduser() if root is not None else assets.asset_dir(name)), spec
 
 
+def _asset_dataset(name: str, images: list[FaceImage], folder: Path, spec: dict) -> FaceDataset:
+    """A dataset shipped as an asset: its description, licence and citation come from the manifest."""
+    return FaceDataset(name=name, images=_sorted_images(images), root=folder,
+                       description=spec["description"], licence=spec["licence"],
+                       citation=spec["citation"], params={"root": str(folder)})
+
+
 def load_orl(root: Path | str | None = None) -> FaceDataset:
     """The AT&T (ORL) faces: ``s1/1.pgm`` .. ``s40/10.pgm``, identities ``s1`` .. ``s40``.
 
@@ -276,15 +283,7 @@ def load_orl(root: Path | str | None = None) -> FaceDataset:
             f"no ORL images (s<k>/<n>.pgm) in {folder}; run 'xfr fetch' or pass the "
             f"folder of s1..s40 as root="
         )
-    return FaceDataset(
-        name="orl",
-        images=_sorted_images(images),
-        root=folder,
-        description=spec["description"],
-        licence=spec["licence"],
-        citation=spec["citation"],
-        params={"root": str(folder)},
-    )
+    return _asset_dataset("orl", images, folder, spec)
 
 
 def load_wild(root: Path | str | None = None) -> FaceDataset:
@@ -308,15 +307,7 @@ def load_wild(root: Path | str | None = None) -> FaceDataset:
         meta = {k: entry[k] for k in ("licence", "credit") if k in entry}
         meta["source"] = entry["package"]
         images.append(FaceImage(path=path, identity=entry["identity"], meta=meta))
-    return FaceDataset(
-        name="wild",
-        images=_sorted_images(images),
-        root=folder,
-        description=spec["description"],
-        licence=spec["licence"],
-        citation=spec["citation"],
-        params={"root": str(folder)},
-    )
+    return _asset_dataset("wild", images, folder, spec)
 
 
 #: politicos.csv column -> meta key.
@@ -377,15 +368,7 @@ def load_radar(root: Path | str | None = None) -> FaceDataset:
         images.append(FaceImage(path=path, identity=identity, meta=meta))
     if not images:
         raise DatasetError(f"no images in {image_dir}; run 'xfr fetch'")
-    return FaceDataset(
-        name="radar",
-        images=_sorted_images(images),
-        root=folder,
-        description=spec["description"],
-        licence=spec["licence"],
-        citation=spec["citation"],
-        params={"root": str(folder)},
-    )
+    return _asset_dataset("radar", images, folder, spec)
 
 
 def _lfw(root=None, **options) -> FaceDataset:
