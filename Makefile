@@ -102,7 +102,7 @@ test-book: book
 # failed chapter is rerun next time and its partial notebook stays for inspection.
 .SECONDEXPANSION:
 $(BUILD)/notebooks/%/.done: notebooks/%.md $$(wildcard notebooks/params/$$*-*.yaml) $(LIB_SRC)
-	$(PY) -m xfr_lib.chapters $* --no-progress --out $(@D) \
+	$(PY) -m xfr_lib.runner $* --no-progress --out $(@D) \
 	  $(if $(wildcard notebooks/params/$*-book.yaml),-f notebooks/params/$*-book.yaml)
 	touch $@
 

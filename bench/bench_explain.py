@@ -27,7 +27,7 @@ from xfr_lib.errors import XfrError
 
 
 def _load(name: str):
-    from xfr_lib.models.base import load_model
+    from xfr_lib.models import load_model
 
     try:
         return load_model(name)
@@ -37,7 +37,7 @@ def _load(name: str):
 
 
 def _pair(model):
-    from xfr_lib.data.assets import asset_dir
+    from xfr_lib.data import asset_dir
 
     wild = asset_dir("wild")
     return (model.align(wild / "obama" / "obama_1.jpg"),
@@ -77,9 +77,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
 
-    from xfr_lib.explain import explain
-    from xfr_lib.explain.corrrise import PearsonAccumulator
-    from xfr_lib.explain.masks import PatchMasks, apply_masks
+    from xfr_lib.explainers import PatchMasks, PearsonAccumulator, apply_masks, explain
 
     model = _load(args.model)
     a, b = _pair(model)

@@ -16,9 +16,8 @@ import time
 import torch
 
 import xfr_lib
-from xfr_lib.data.protocols import make_identification_protocol, make_verification_protocol
-from xfr_lib.evaluate import metrics
-from xfr_lib.evaluate.embeddings import embed_dataset
+from xfr_lib.data import make_identification_protocol, make_verification_protocol
+from xfr_lib.evaluate import embed_dataset, metrics
 
 
 def throughput(model, batch: int, repeats: int) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xfr_lib.data import assets
+from xfr_lib.data import _assets as assets
 from xfr_lib.errors import AssetError, UnknownNameError
 
 

@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xfr_lib.data.benchmarks import calfw, cplfw, extract_tar, lfw, lfw_dataset
-from xfr_lib.data.datasets import load_dataset
-from xfr_lib.data.protocols import load_xlfw_pairs
+from xfr_lib.data import calfw, cplfw, extract_tar, lfw, lfw_dataset, load_dataset, load_xlfw_pairs
 from xfr_lib.errors import AssetError, DatasetError, UnknownNameError
 
 # 4 people; LFW names images <Name>/<Name>_<NNNN>.jpg

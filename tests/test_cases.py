@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xfr_lib.errors import XfrError
-from xfr_lib.evaluate.cases import CASE_KINDS, HARD_KINDS, hardest_cases
+from xfr_lib.evaluate import CASE_KINDS, HARD_KINDS, hardest_cases
 
 #            0     1     2     3     4     5     6     7     8     9
 SCORES = [0.95, 0.30, 0.62, 0.48, 0.51, 0.70, 0.10, 0.49, 0.62, np.nan]

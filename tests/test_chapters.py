@@ -9,8 +9,9 @@ import nbformat
 import pytest
 import yaml
 
-from xfr_lib import chapters
-from xfr_lib.chapters import (
+from xfr_lib import runner
+from xfr_lib.errors import UnknownNameError, XfrError
+from xfr_lib.runner import (
     ChapterError,
     Parameter,
     chapter_parameters,
@@ -21,7 +22,6 @@ from xfr_lib.chapters import (
     resolve_parameters,
     run_chapter,
 )
-from xfr_lib.errors import UnknownNameError, XfrError
 
 CH1 = "01_face_recognition"
 
@@ -64,7 +64,7 @@ def tiny(tmp_path, monkeypatch):
     folder = tmp_path / "notebooks"
     (folder / "params").mkdir(parents=True)
     (folder / "07_tiny.md").write_text(TINY)
-    monkeypatch.setenv(chapters.NOTEBOOKS_ENV, str(folder))
+    monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(folder))
     return folder
 
 
@@ -93,11 +93,11 @@ def test_parse_parameters_types_annotations_and_help():
     params = parse_parameters(textwrap.dedent("""\
         a = 1  # an int
         b: float = 2
-        c: str | None = None
+        c: Optional[str] = None
         d = [1, 2.5]
         e = True
     """))
-    assert [p.type for p in params.values()] == ["int", "float", "str | None", "list[float]",
+    assert [p.type for p in params.values()] == ["int", "float", "Optional[str]", "list[float]",
                                                  "bool"]
     assert params["a"].help == "an int"
     assert params["c"].check(None) is None
@@ -110,6 +110,7 @@ def test_parse_parameters_types_annotations_and_help():
     ("x = None", "annotate its type"),
     ("x, y = 1, 2", "only 'name = value'"),
     ("x: tuple = (1,)", "use int, float"),
+    ("x: str | None = None", "papermill cannot read the parameter 'x'"),
     ("x: int = 'a'", "must be int"),
     ("x = (", "not valid Python"),
 ])
@@ -123,7 +124,7 @@ def test_parse_parameters_refuses_what_it_cannot_check(source, message):
     ("float", 3, [True, "0.5", None]),
     ("bool", False, [0, "true"]),
     ("list[str]", ["a"], ["a", [1], (1,)]),
-    ("str | None", None, [1, ["a"]]),
+    ("Optional[str]", None, [1, ["a"]]),
 ])
 def test_parameter_check_accepts_the_type_and_refuses_others(type_, good, bad):
     param = Parameter("p", good, type_)
@@ -177,7 +178,7 @@ def test_parameter_files_are_checked(tmp_path):
 def test_the_shipped_parameter_files_are_valid():
     for chapter in list_chapters():
         for kind in ("book", "paper"):
-            path = chapters.params_file(chapter, kind)
+            path = runner.params_file(chapter, kind)
             if path is not None:
                 resolve_parameters(chapter, params_file=path)
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-from xfr_lib.data.assets import asset_dir
+from xfr_lib.data import asset_dir
 
 WILD = asset_dir("wild")
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xfr_lib.data.datasets import (
+from xfr_lib.data import (
     FaceDataset,
     FaceImage,
     check_disjoint,
     list_datasets,
     load_dataset,
-    load_folder,
     natural_key,
+    read_image_folder,
 )
 from xfr_lib.errors import DatasetError, UnknownNameError, XfrError
 
@@ -96,13 +96,18 @@ def test_folder_dataset_rules(tmp_path):
     _jpeg(root / "alice" / "a.webp", 4)
     (root / "alice" / "notes.txt").write_text("not an image")
     _jpeg(root / "alice" / ".hidden.jpg", 5)
-    _jpeg(root / "alice" / "deeper" / "x.jpg", 6)  # deeper folders are not read
-    _jpeg(root / "loose.jpg", 7)  # files directly under root belong to nobody
+    _jpeg(root / "alice" / "deeper" / "x.jpg", 6)  # deeper folders are not read, but counted
+    _jpeg(root / "carol.jpg", 7)  # an image directly under root is its own identity
     ds = load_dataset("folder", root=root)
-    assert ds.identities == ["alice", "bob"]
+    assert ds.identities == ["alice", "bob", "carol"]
     assert [(im.identity, im.path.name) for im in ds] == [
-        ("alice", "a1.png"), ("alice", "a.webp"), ("bob", "b2.jpg"), ("bob", "b10.JPG")]
+        ("alice", "a1.png"), ("alice", "a.webp"), ("bob", "b2.jpg"), ("bob", "b10.JPG"),
+        ("carol", "carol.jpg")]
     assert ds.root == root and ds.params["root"] == str(root)
+    assert ds.params["left_out_deeper"] == 1
+    # The command line's gallery reader is the same function.
+    images, deeper = read_image_folder(root)
+    assert images == ds.images and deeper == 1
     named = load_dataset("folder", root=root, dataset_name="team", licence="CC0")
     assert named.name == "team" and named.licence == "CC0"
 
@@ -111,8 +116,8 @@ def test_folder_errors_name_the_folder(tmp_path):
     empty = tmp_path / "empty"
     (empty / "carol").mkdir(parents=True)
     with pytest.raises(DatasetError, match="no images found in .*empty"):
-        load_folder(empty)
-    with pytest.raises(DatasetError, match="missing does not exist"):
+        load_dataset("folder", root=empty)
+    with pytest.raises(DatasetError, match="missing: folder not found"):
         load_dataset("folder", root=tmp_path / "missing")
     with pytest.raises(DatasetError, match="needs root="):
         load_dataset("folder")
@@ -162,7 +167,7 @@ def test_check_disjoint_compares_normalised_names(tmp_path):
     _jpeg(tmp_path / "a" / "Lula" / "1.jpg", 1)
     _jpeg(tmp_path / "b" / "LULA" / "1.jpg", 2)
     _jpeg(tmp_path / "c" / "Dilma" / "1.jpg", 3)
-    a, b, c = (load_folder(tmp_path / k, name=k) for k in "abc")
+    a, b, c = (load_dataset("folder", root=tmp_path / k, dataset_name=k) for k in "abc")
     with pytest.raises(DatasetError, match="share 1 identity.*'Lula' / 'LULA'"):
         check_disjoint(a, b)
     check_disjoint(a, c)

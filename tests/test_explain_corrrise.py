@@ -12,9 +12,10 @@ import torch
 from scipy.stats import pearsonr
 
 from xfr_lib.errors import ImageError, UnknownNameError, XfrError
-from xfr_lib.explain import (
+from xfr_lib.explainers import (
     Gallery,
     PatchMasks,
+    PearsonAccumulator,
     RiseMasks,
     SimilarityTarget,
     explain,
@@ -26,7 +27,6 @@ from xfr_lib.explain import (
     method_info,
     pearson_map,
 )
-from xfr_lib.explain.corrrise import PearsonAccumulator
 
 
 class QuadrantModel(torch.nn.Module):
@@ -191,14 +191,21 @@ def test_gaussian_regularisation_removes_noise_keeps_strong_effects():
     assert np.array_equal(gaussian_regularize(noise, n, 0.0, 0.0), noise)
 
 
-def test_regularisation_switch_changes_only_dissimilarity(model, pair_expl):
+def test_regularisation_acts_on_the_signed_map(model, pair_expl):
     a, b = images()
     reg = explain("corrrise", model, a, b, regularize="gaussian", **FAST)
-    np.testing.assert_array_equal(reg.similarity_a, pair_expl.similarity_a)
+    # The same masks: the raw correlation is unchanged, and the maps are its regularised parts.
+    np.testing.assert_array_equal(reg.extras["correlation_a"], pair_expl.extras["correlation_a"])
+    p = reg.params
+    signed = gaussian_regularize(reg.extras["correlation_a"], p["n"], p["sigma"], p["z"])
+    np.testing.assert_allclose(reg.similarity_a, np.maximum(signed, 0), atol=1e-6)
+    np.testing.assert_allclose(reg.dissimilarity_a, np.maximum(-signed, 0), atol=1e-6)
     # Outside the quadrant the model sees nothing: dissimilarity there is sampling noise.
     outside = np.ones((32, 32), bool)
     outside[:16, :16] = False
     assert reg.dissimilarity_a[outside].sum() < 0.2 * pair_expl.dissimilarity_a[outside].sum()
+    # The similarity the model does have stays where it is.
+    assert quadrant_share(reg.similarity_a) > 0.9
     assert reg.params["regularize"] == "gaussian" and reg.params["z"] == 2.0
 
 
@@ -227,10 +234,14 @@ def test_rise_maps_shape_and_known_answer(model):
     s = expl.extras["scores_a"]
     want = np.tensordot(s, masks, axes=1) / (300 * 0.5)
     np.testing.assert_allclose(expl.extras["saliency_a"], want, rtol=1e-5, atol=1e-6)
+    # The plain signed map is that saliency: the scores are positive, so it has no negative part.
     np.testing.assert_allclose(expl.similarity_a, np.maximum(want, 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(expl.dissimilarity_a, np.maximum(-want, 0), atol=1e-6)
+    # Debiased: the deviation from each pixel's mask-density baseline, split by sign.
     base = s.mean() * masks.sum(0) / (300 * 0.5)
-    np.testing.assert_allclose(expl.dissimilarity_a, np.maximum(base - want, 0), atol=1e-5)
     debiased = explain("rise", model, a, b, n=300, s=4, debias=True)
+    np.testing.assert_allclose(debiased.similarity_a, np.maximum(want - base, 0), atol=1e-5)
+    np.testing.assert_allclose(debiased.dissimilarity_a, np.maximum(base - want, 0), atol=1e-5)
     assert quadrant_share(debiased.similarity_a) > 0.5
     again = explain("rise", model, a, b, n=300, s=4)
     np.testing.assert_array_equal(again.similarity_b, expl.similarity_b)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from xfr_lib.errors import XfrError
-from xfr_lib.explain.masks import (
+from xfr_lib.explainers import (
     PatchMasks,
     RiseMasks,
     apply_masks,

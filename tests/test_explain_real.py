@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from xfr_lib.data.assets import asset_dir
-from xfr_lib.explain import explain, explain_identification
+from xfr_lib.data import asset_dir
+from xfr_lib.explainers import explain, explain_identification
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=["dlib_resnet29", "sface"])
 def model(request):
-    from xfr_lib.models.base import load_model
+    from xfr_lib.models import load_model
 
     return load_model(request.param)
 

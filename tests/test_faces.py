@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xfr_lib.data.assets import asset_dir, asset_file
+from xfr_lib.data import asset_dir, asset_file
 from xfr_lib.errors import ImageError, NoFaceError, UnknownNameError
-from xfr_lib.faces.align import ARCFACE_TEMPLATE, align_face, similarity_transform
-from xfr_lib.faces.detect import detect_faces
-from xfr_lib.faces.image import load_image
+from xfr_lib.faces import (
+    ARCFACE_TEMPLATE,
+    align_face,
+    detect_faces,
+    load_image,
+    similarity_transform,
+)
 
 WILD = sorted(p for p in asset_dir("wild").rglob("*") if p.suffix in {".jpg", ".png"})
 

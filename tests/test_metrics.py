@@ -11,7 +11,7 @@ from scipy.stats import norm
 from sklearn.metrics import roc_curve
 
 from xfr_lib.errors import DatasetError
-from xfr_lib.evaluate.metrics import (
+from xfr_lib.evaluate import (
     MetricInputError,
     accuracy_at,
     cmc,

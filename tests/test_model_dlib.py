@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from xfr_lib.data.assets import asset_dir, asset_file
+from xfr_lib.data import asset_dir, asset_file
 from xfr_lib.errors import AssetError
-from xfr_lib.models.base import FaceModel, chip_to_tensor
+from xfr_lib.faces import chip_to_tensor
+from xfr_lib.models import FaceModel
 from xfr_lib.models.dlib_resnet import ASSET, DAT_FILE, DlibResNet29, read_dlib_dat
 
 ORL_SUBJECTS = 10  # one photo of each of the first ten ORL people
@@ -251,7 +252,7 @@ def test_missing_dat_file_raises_asset_error(tmp_path):
     reason="load_model imports every model module; xfr_lib/models/sface.py is not there yet",
 )
 def test_load_model_by_name():
-    from xfr_lib.models.base import list_models, load_model
+    from xfr_lib.models import list_models, load_model
 
     assert "dlib_resnet29" in list_models()
     m = load_model("dlib_resnet29")

@@ -13,9 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from xfr_lib.data.assets import asset_dir, asset_file
+from xfr_lib.data import asset_dir, asset_file
 from xfr_lib.errors import AssetError
-from xfr_lib.models.base import _REGISTRY, chip_to_tensor
+from xfr_lib.faces import chip_to_tensor
+from xfr_lib.models import MODELS
 from xfr_lib.models.sface import MODEL_FILE, SFace
 
 WILD = [
@@ -202,7 +203,7 @@ def test_captum_layer_gradcam_runs_on_a_cam_layer(model, opencv):
 
 
 def test_registered():
-    assert _REGISTRY["sface"] is SFace
+    assert MODELS.get("sface") is SFace
     assert SFace.input_size == (112, 112) and SFace.embedding_dim == 128
 
 

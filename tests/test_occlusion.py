@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 
 from xfr_lib.errors import UnknownNameError, XfrError
-from xfr_lib.faces.occlusion import (
-    fill_image,
+from xfr_lib.faces import (
     mass_in_region,
     mass_ratio_to_chance,
+    mirror_landmarks,
     occlude,
+    occluder_content,
     occluder_region,
+    pose_table,
+    roll,
+    yaw,
 )
-from xfr_lib.faces.pose import mirror_landmarks, pose_table, roll, yaw
 
 H = W = 150
 
@@ -95,9 +98,9 @@ def test_occlude_changes_only_the_region(fill):
 
 
 def test_texture_is_seeded():
-    a = fill_image("texture", (H, W), seed=1)
-    b = fill_image("texture", (H, W), seed=1)
-    c = fill_image("texture", (H, W), seed=2)
+    a = occluder_content("texture", (H, W), seed=1)
+    b = occluder_content("texture", (H, W), seed=1)
+    c = occluder_content("texture", (H, W), seed=2)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
@@ -105,7 +108,7 @@ def test_photo_fill_copies_the_source_image():
     rng = np.random.default_rng(0)
     source = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
     out, region = occlude(CHIP, frontal_landmarks(), "mask", fill="photo", source=source, seed=5)
-    crop = fill_image("photo", (H, W), seed=5, source=source)
+    crop = occluder_content("photo", (H, W), seed=5, source=source)
     assert np.array_equal(out[region], crop[region])
     # The crop is a real window of the source.
     hits = [(t, l) for t in range(51) for l in range(151)
@@ -205,9 +208,8 @@ def test_pose_table_is_vectorised_and_passes_nan_through():
 # --- on a real photo -------------------------------------------------------------------------
 
 def test_on_a_real_photo_yaw_flips_with_the_image_and_sunglasses_hit_the_eyes():
-    from xfr_lib.data.assets import asset_file
-    from xfr_lib.faces.align import align_face
-    from xfr_lib.faces.image import load_image
+    from xfr_lib.data import asset_file
+    from xfr_lib.faces import align_face, load_image
 
     rgb = load_image(asset_file("wild", "obama/obama_2.jpg"))
     face = align_face(rgb, "dlib_chip", (H, W))

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from xfr_lib.evaluate.metrics import cmc, eer, roc, verification_accuracy
-from xfr_lib.plot import style
-from xfr_lib.plot.recognition import (
+from xfr_lib import plot as style
+from xfr_lib.evaluate import cmc, eer, roc, verification_accuracy
+from xfr_lib.plot import (
     plot_cmc,
     plot_det,
     plot_fold_accuracies,

@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xfr_lib.data.datasets import FaceDataset, load_dataset, load_folder
-from xfr_lib.data.protocols import (
+from xfr_lib.data import (
     DEFAULT_GENUINE_PER_FOLD,
     DEFAULT_IMPOSTOR_PER_FOLD,
     PROTOCOL_DIR,
+    FaceDataset,
     IdentificationProtocol,
     VerificationProtocol,
     image_numbers,
-    load_lfw_pairs,
+    load_dataset,
     make_identification_protocol,
     make_verification_protocol,
+    read_pairs_txt,
     shipped_protocol,
 )
 from xfr_lib.errors import DatasetError, UnknownNameError
@@ -45,7 +46,7 @@ def _folder(tmp_path: Path, counts: dict[str, int]) -> FaceDataset:
     for k, (person, n) in enumerate(counts.items()):
         for j in range(n):
             _tiny_jpeg(tmp_path / person / f"photo {j}.jpg", 100 * k + j)
-    return load_folder(tmp_path)
+    return load_dataset("folder", root=tmp_path)
 
 
 def _check_verification(protocol: VerificationProtocol, dataset: FaceDataset) -> None:
@@ -136,7 +137,7 @@ def test_save_load_round_trip_in_pairs_txt_format(orl, tmp_path):
     assert np.array_equal(p.pairs, q.pairs) and np.array_equal(p.labels, q.labels)
     assert np.array_equal(p.folds, q.folds) and q.params == p.params and q.dataset == "orl"
     # without the JSON sidecar, the same pairs are read as a plain LFW pairs file
-    bare = load_lfw_pairs(path, orl)
+    bare = read_pairs_txt(path, orl)
     assert np.array_equal(bare.pairs, p.pairs) and bare.params["format"] == "lfw-pairs"
     # a sidecar made for another dataset is refused
     with pytest.raises(DatasetError, match="made for dataset 'orl'"):
@@ -159,7 +160,7 @@ def test_lfw_named_files_keep_their_numbers(tmp_path):
     for name, nums in {"Al_Bo": [1, 3], "Cy_Di": [2, 7]}.items():
         for n in nums:
             _tiny_jpeg(tmp_path / name / f"{name}_{n:04d}.jpg", n)
-    ds = load_folder(tmp_path)
+    ds = load_dataset("folder", root=tmp_path)
     assert image_numbers(ds) == [1, 3, 2, 7]
 
 
@@ -167,27 +168,27 @@ def test_malformed_pairs_files_name_file_and_line(orl, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("1\t2\ns1\t1\t2\ns1\t1\tx\ns1\t1\ts2\t1\ns1\t2\ts2\t2\n")
     with pytest.raises(DatasetError, match=r"bad\.txt line 3: .*'x' is not an integer"):
-        load_lfw_pairs(bad, orl)
+        read_pairs_txt(bad, orl)
     bad.write_text("1\t2\ns1\t1\t2\ns1\t1\ts2\t1\ns1\t1\ts2\t1\ns1\t2\ts2\t2\n")
     with pytest.raises(DatasetError, match=r"bad\.txt line 3: .*expects a genuine line"):
-        load_lfw_pairs(bad, orl)
+        read_pairs_txt(bad, orl)
     bad.write_text("1\t2\ns1\t1\t2\n")
     with pytest.raises(DatasetError, match="1 folds x \\(2 \\+ 2\\) = 4 pairs but the file has 1"):
-        load_lfw_pairs(bad, orl)
+        read_pairs_txt(bad, orl)
     bad.write_text("1\t1\ns1\t1\t11\ns1\t1\ts2\t1\n")
     with pytest.raises(DatasetError, match=r"line 2: image s1 #11 .*not in dataset 'orl'"):
-        load_lfw_pairs(bad, orl)
+        read_pairs_txt(bad, orl)
     bad.write_text("1\t1\ns1\t1\t2\ns1\t1\ts99\t1\n")
     with pytest.raises(DatasetError, match=r"line 3: image s99 #1"):
-        load_lfw_pairs(bad, orl)
+        read_pairs_txt(bad, orl)
     with pytest.raises(DatasetError, match="not found"):
-        load_lfw_pairs(tmp_path / "none.txt", orl)
+        read_pairs_txt(tmp_path / "none.txt", orl)
 
 
 def test_dev_view_single_fold_header(orl, tmp_path):
     path = tmp_path / "pairsDevTest.txt"
     path.write_text("2\ns1\t1\t2\ns2\t3\t10\ns1\t1\ts3\t4\ns5\t2\ts7\t9\n")
-    p = load_lfw_pairs(path, orl)
+    p = read_pairs_txt(path, orl)
     assert p.n_folds == 1 and list(p.labels) == [True, True, False, False]
     assert orl[p.pairs[1, 1]].path.name == "10.pgm" and orl[p.pairs[3, 1]].identity == "s7"
 

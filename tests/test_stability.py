@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xfr_lib.errors import XfrError
-from xfr_lib.evaluate.stability import (
+from xfr_lib.evaluate import (
     map_agreement,
     seed_stability,
     spearman,
@@ -86,7 +86,7 @@ def test_map_agreement_and_seed_stability_on_dicts():
 def test_randomized_copy_resets_weights_reproducibly_and_leaves_the_model_alone():
     import torch
 
-    from xfr_lib.evaluate.stability import randomized_copy, resettable_layers
+    from xfr_lib.evaluate import randomized_copy, resettable_layers
 
     torch.manual_seed(123)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1),

@@ -1,11 +1,16 @@
 """The ``xfr`` command line.
 
     xfr fetch [ASSET ...]                      fetch and verify models and images
-    xfr models | datasets | methods           list what exists
-    xfr verify A B [--model M]                 score and decision for a pair
+    xfr models | datasets | methods           list what exists (methods with their summary)
+    xfr faces PHOTO [--out FILE]               number the faces of a photo (for --face)
+    xfr verify A B [--model M] [--face-a K] [--face-b K]   score and decision for a pair
     xfr explain A B --method corrrise [--model M] [--out DIR] [--seed S] [-p NAME=VALUE ...]
     xfr identify PROBE GALLERY_DIR [-k 5] [--method corrrise] [--model M] [--out DIR]
     xfr run CHAPTER [-f params.yaml] [-p NAME VALUE ...] [--out DIR]
+
+A photo with several faces: the largest is used (with a warning) unless ``--face`` (or
+``--face-a`` / ``--face-b``) names one, by its number in ``xfr faces PHOTO`` (0 = the largest)
+or by a box ``x,y,w,h`` in pixels.
 
 Bad input ends with one line, ``xfr: error: <what and how to fix it>``, and exit status 2.
 """
@@ -22,7 +27,6 @@ import yaml
 
 from xfr_lib.errors import XfrError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
 DEFAULT_MODEL = "dlib_resnet29"
 
 
@@ -37,22 +41,24 @@ def _params(items: list[str]) -> dict:
     return out
 
 
-def _gallery(folder: Path) -> tuple[list[Path], list[str]]:
-    """Images of a gallery folder: ``<identity>/<image>`` or flat files named after the identity."""
-    if not folder.is_dir():
-        raise XfrError(f"{folder}: gallery folder not found")
-    paths, ids = [], []
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            paths.append(p)
-            ids.append(p.parent.name if p.parent != folder else p.stem)
-    if not paths:
-        raise XfrError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the gallery folder")
-    return paths, ids
+def _face(text: str | None):
+    """A ``--face`` value: None, an index (``1``) or a box (``x,y,w,h``)."""
+    if text is None:
+        return None
+    parts = [t.strip() for t in text.split(",")]
+    try:
+        if len(parts) == 1:
+            return int(parts[0])
+        if len(parts) == 4:
+            return tuple(float(t) for t in parts)
+    except ValueError:
+        pass
+    raise XfrError(f"--face {text!r}: give a face number from 'xfr faces PHOTO' (0 = the "
+                   f"largest) or a box x,y,w,h in pixels")
 
 
 def _cmd_fetch(args) -> int:
-    from xfr_lib.data.assets import asset_spec, fetch
+    from xfr_lib.data import asset_spec, fetch
 
     for path in fetch(args.assets or None):
         print(f"{path.name:16s} {path}  ({asset_spec(path.name)['licence']})")
@@ -62,9 +68,40 @@ def _cmd_fetch(args) -> int:
 def _cmd_list(args) -> int:
     import xfr_lib
 
-    lister = {"models": xfr_lib.list_models, "datasets": xfr_lib.list_datasets,
-              "methods": xfr_lib.list_methods}[args.command]
+    if args.command == "methods":
+        from xfr_lib.explainers import list_methods, method_info
+
+        names = list_methods()
+        width = max(map(len, names))
+        for name in names:
+            print(f"{name:{width}s}  {method_info(name)['summary']}")
+        return 0
+    lister = {"models": xfr_lib.list_models, "datasets": xfr_lib.list_datasets}[args.command]
     print("\n".join(lister()))
+    return 0
+
+
+def _cmd_faces(args) -> int:
+    import matplotlib.pyplot as plt
+
+    from xfr_lib._io import atomic_write
+    from xfr_lib.faces import list_faces
+    from xfr_lib.plot import plot_faces
+
+    faces = list_faces(args.image)
+    if not faces:
+        raise XfrError(f"{args.image}: no face found; use a photo with a visible, roughly "
+                       f"frontal face")
+    for k, face in enumerate(faces):
+        x, y, w, h = (float(v) for v in face.box)
+        print(f"face {k}: box {x:.0f},{y:.0f},{w:.0f},{h:.0f}  score {face.score:.2f}")
+    out = Path(args.out or f"{Path(args.image).stem}_faces.png")
+    fig = plot_faces(args.image, faces)
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=120))
+    finally:
+        plt.close(fig)
+    print(f"figure: {out}")
     return 0
 
 
@@ -72,7 +109,8 @@ def _cmd_verify(args) -> int:
     import xfr_lib
 
     model = xfr_lib.load_model(args.model, device=args.device)
-    a, b = model.align(args.image_a), model.align(args.image_b)
+    a = model.align(args.image_a, face=_face(args.face_a))
+    b = model.align(args.image_b, face=_face(args.face_b))
     score = float(model.score(a, b))
     decision = "match" if model.decide(score) else "non-match"
     print(json.dumps({"model": model.name, "score": round(score, 6), "threshold": model.threshold,
@@ -82,13 +120,14 @@ def _cmd_verify(args) -> int:
 
 def _cmd_explain(args) -> int:
     import xfr_lib
-    from xfr_lib.explain.report import save_verification_report
+    from xfr_lib.plot import save_verification_report
 
     model = xfr_lib.load_model(args.model, device=args.device)
     params = _params(args.param)
     if args.seed is not None:
         params["seed"] = args.seed
-    result = xfr_lib.explain(args.method, model, args.image_a, args.image_b, **params)
+    result = xfr_lib.explain(args.method, model, args.image_a, args.image_b,
+                             face_a=_face(args.face_a), face_b=_face(args.face_b), **params)
     files = save_verification_report(result, Path(args.out))
     verdict = "match" if result.decision else "non-match"
     print(f"{model.name}: score {result.score:.4f} (threshold {result.threshold:.4f}) -> {verdict}")
@@ -101,12 +140,18 @@ def _cmd_identify(args) -> int:
     import numpy as np
 
     import xfr_lib
-    from xfr_lib.evaluate.embeddings import embed_paths
-    from xfr_lib.explain import Gallery
-    from xfr_lib.explain.report import save_identification_report
+    from xfr_lib.data import read_image_folder
+    from xfr_lib.evaluate import embed_paths
+    from xfr_lib.explainers import Gallery
+    from xfr_lib.plot import save_identification_report
 
     model = xfr_lib.load_model(args.model, device=args.device)
-    paths, ids = _gallery(Path(args.gallery))
+    images, deeper = read_image_folder(args.gallery)
+    if deeper:
+        warnings.warn(f"{deeper} image(s) in folders below {args.gallery}/<identity>/ were left "
+                      f"out; a gallery is <identity>/<image> or images named after their "
+                      f"identity", stacklevel=1)
+    paths, ids = [im.path for im in images], [im.identity for im in images]
     params = _params(args.param)
     if args.seed is not None:
         params["seed"] = args.seed
@@ -119,7 +164,8 @@ def _cmd_identify(args) -> int:
         raise XfrError(f"{args.gallery}: no face found in any gallery image")
     gallery = Gallery([paths[i] for i in keep], [ids[i] for i in keep], embeddings=emb.embeddings[keep])
     result = xfr_lib.explain_identification(args.method, model, args.probe, gallery,
-                                            k=min(args.k, len(keep)), **params)
+                                            k=min(args.k, len(keep)), face=_face(args.face),
+                                            **params)
     files = save_identification_report(result, Path(args.out))
     for match in result.matches:
         print(f"rank {match.rank}: {match.identity}  score {match.score:.4f}  ({match.source})")
@@ -129,7 +175,7 @@ def _cmd_identify(args) -> int:
 
 
 def _cmd_run(args, rest: list[str]) -> int:
-    from xfr_lib.chapters import main as run_main
+    from xfr_lib.runner import main as run_main
 
     return run_main(rest)
 
@@ -142,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assets", nargs="*", help="asset names (default: all)")
     for name in ("models", "datasets", "methods"):
         sub.add_parser(name, help=f"list the available {name}")
+    p = sub.add_parser("faces", help="find the faces of a photo and write it with numbered boxes")
+    p.add_argument("image")
+    p.add_argument("--out", help="figure to write (default ./<photo>_faces.png)")
+
+    def face_arg(p, flag, whose):
+        p.add_argument(flag, metavar="K|x,y,w,h", default=None,
+                       help=f"which face of {whose}: its number in 'xfr faces' (0 = the "
+                            "largest, the default) or a box in pixels")
 
     def model_args(p):
         p.add_argument("--model", default=DEFAULT_MODEL, help=f"face-recognition model (default {DEFAULT_MODEL})")
@@ -150,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="score and decision for a pair of photos")
     p.add_argument("image_a")
     p.add_argument("image_b")
+    face_arg(p, "--face-a", "photo A")
+    face_arg(p, "--face-b", "photo B")
     model_args(p)
 
     p = sub.add_parser("explain", help="explain the decision on a pair of photos")
@@ -160,16 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the method's)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="method parameter, repeatable (e.g. -p n=1000)")
+    face_arg(p, "--face-a", "photo A")
+    face_arg(p, "--face-b", "photo B")
     model_args(p)
 
     p = sub.add_parser("identify", help="rank a gallery for a probe photo and explain the top K")
     p.add_argument("probe")
-    p.add_argument("gallery", help="folder of <identity>/<image> (or flat images named by identity)")
+    p.add_argument("gallery", help="folder of <identity>/<image> (or of images named after "
+                                   "their identity)")
     p.add_argument("-k", type=int, default=5, help="explain the top K matches (default 5)")
     p.add_argument("--method", default="corrrise")
     p.add_argument("--out", default="xfr-out")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    face_arg(p, "--face", "the probe photo")
     model_args(p)
 
     sub.add_parser("run", help="run a book chapter with papermill (xfr run --help)", add_help=False)
@@ -187,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         args, rest = argparse.Namespace(command="run"), argv[1:]
     else:
         args, rest = parser.parse_args(argv), []
-    handlers = {"fetch": _cmd_fetch, "models": _cmd_list, "datasets": _cmd_list, "methods": _cmd_list,
-                "verify": _cmd_verify, "explain": _cmd_explain, "identify": _cmd_identify}
+    handlers = {"fetch": _cmd_fetch, "models": _cmd_list, "datasets": _cmd_list,
+                "methods": _cmd_list, "faces": _cmd_faces, "verify": _cmd_verify,
+                "explain": _cmd_explain, "identify": _cmd_identify}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import jupytext
 import pytest
-
 from xfr_lib.chapters import inline_figures, list_chapters, resolve_chapter
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,18 @@
+"""Face-recognition models: real pretrained networks in PyTorch behind one interface.
+
+    from xfr_lib.models import load_model
+    model = load_model("dlib_resnet29")          # or "sface"
+    chip = model.align("photo.jpg")              # [3, H, W] float in [0, 1]
+    model.embed(chip[None])                      # [1, D], unit length
+
+Modules: ``_base`` (the :class:`FaceModel` interface, the registry, batched embedding) and one
+module per model, each registering itself: ``dlib_resnet`` (dlib's ResNet-29 read from its
+``.dat``) and ``sface`` (OpenCV's SFace rebuilt from its ONNX file).
+"""
+
+from xfr_lib.models._base import MODELS, FaceModel, embed, list_models, load_model, model_device
+from xfr_lib.models.dlib_resnet import DlibResNet29, read_dlib_dat
+from xfr_lib.models.sface import SFace
+
+__all__ = ["MODELS", "DlibResNet29", "FaceModel", "SFace", "embed", "list_models", "load_model",
+           "model_device", "read_dlib_dat"]

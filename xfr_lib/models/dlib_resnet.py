@@ -40,8 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xfr_lib.data import asset_file
 from xfr_lib.errors import AssetError
-from xfr_lib.models.base import FaceModel, register_model
+from xfr_lib.models._base import MODELS, FaceModel
 
 ASSET = "dlib_resnet29"
 DAT_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -198,14 +199,14 @@ def read_dlib_dat(path: str | Path) -> DlibWeights:
     except OSError as e:
         raise AssetError(
             f"{path}: cannot read dlib model file ({e.strerror}); "
-            f"re-fetch it with xfr_lib.data.assets.fetch(['{ASSET}'])"
+            f"re-fetch it with 'xfr fetch {ASSET}'"
         ) from None
     try:
         weights = _parse(_Reader(data))
     except _DatError as e:
         raise AssetError(
             f"{path}: not dlib's face-recognition ResNet ({e}); the file is corrupt or another "
-            f"model: delete it and re-fetch it with xfr_lib.data.assets.fetch(['{ASSET}'])"
+            f"model: delete it and re-fetch it with 'xfr fetch {ASSET}'"
         ) from None
     weights.path = path
     return weights
@@ -382,7 +383,7 @@ def _pad_to_common(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torc
     return pad(a), pad(b)
 
 
-@register_model
+@MODELS.register("dlib_resnet29")
 class DlibResNet29(FaceModel):
     """dlib's ResNet-29 face descriptor (``dlib_face_recognition_resnet_model_v1``) in PyTorch.
 
@@ -426,7 +427,6 @@ class DlibResNet29(FaceModel):
         channels_last: run convolutions in channels-last memory format.
     """
 
-    name: ClassVar[str] = "dlib_resnet29"
     input_size: ClassVar[tuple[int, int]] = (150, 150)
     embedding_dim: ClassVar[int] = EMBEDDING_DIM
     threshold: ClassVar[float] = 0.91
@@ -504,8 +504,6 @@ class DlibResNet29(FaceModel):
             **options: ``fuse_affine``, ``channels_last`` (see the class).
         """
         if path is None:
-            from xfr_lib.data.assets import asset_file
-
             path = asset_file(ASSET, DAT_FILE)
         return cls(read_dlib_dat(path), **options)
 

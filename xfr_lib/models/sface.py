@@ -39,8 +39,9 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
+from xfr_lib.data import asset_file
 from xfr_lib.errors import AssetError
-from xfr_lib.models.base import FaceModel, register_model
+from xfr_lib.models._base import MODELS, FaceModel
 
 ASSET = "sface"
 MODEL_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
@@ -88,7 +89,7 @@ class ChannelAffine(nn.Module):
         return torch.addcmul(self.shift.view(shape), x, self.scale.view(shape))
 
 
-@register_model
+@MODELS.register("sface")
 class SFace(FaceModel):
     """SFace (OpenCV model zoo, 2021dec, int8 block-quantised) as a native PyTorch module.
 
@@ -111,7 +112,6 @@ class SFace(FaceModel):
         torch.Size([2, 128])
     """
 
-    name: ClassVar[str] = "sface"
     input_size: ClassVar[tuple[int, int]] = (112, 112)
     embedding_dim: ClassVar[int] = 128
     threshold: ClassVar[float] = 0.363
@@ -147,8 +147,6 @@ class SFace(FaceModel):
     @classmethod
     def pretrained(cls) -> SFace:
         """The zoo's SFace weights from the verified ``sface`` asset (fetched on first use)."""
-        from xfr_lib.data.assets import asset_file
-
         return cls(asset_file(ASSET, MODEL_FILE))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

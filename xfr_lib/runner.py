@@ -1,23 +1,26 @@
 """Run the book's chapters: MyST notebook -> parameters -> executed notebook + saved outputs.
 
 Each chapter is a MyST-markdown notebook ``notebooks/NN_<name>.md`` (jupytext) with exactly one
-cell tagged ``parameters``. Its assignments are the chapter's parameters: the default value
-sets the type (or an annotation does, e.g. ``seed: int = 0``, ``model: str | None = None``) and
-a trailing ``# comment`` is the help text. Paper-scale values live in
-``notebooks/params/<chapter>-paper.yaml``; the values the book is built with, where they differ
-from the defaults, in ``notebooks/params/<chapter>-book.yaml``.
+cell tagged ``parameters``. Its assignments are the chapter's parameters, as papermill reads
+them (:func:`papermill.inspect_notebook`): the default value sets the type (or an annotation
+does, e.g. ``seed: int = 0``, ``model: Optional[str] = None``) and a trailing ``# comment`` is
+the help text. Paper-scale values live in ``notebooks/params/<chapter>-paper.yaml``; the values
+the book is built with, where they differ from the defaults, in
+``notebooks/params/<chapter>-book.yaml``.
 
-:func:`run_chapter` converts the notebook with jupytext (papermill cannot read MyST), checks
-the parameters (unknown names and wrong types are refused before anything runs), executes it
-with papermill into an output folder and writes there ``<chapter>.ipynb``, the figures and
-tables the notebook saves into its ``out_dir`` parameter, and ``parameters.yaml`` (what was
-run, with which values, from which source).
+:func:`prepare_chapter` converts the notebook with jupytext (papermill cannot read MyST),
+checks the parameters (unknown names and wrong types are refused before anything runs) and
+writes the parameterised notebook and ``parameters.yaml`` (what is run, with which values,
+from which source) into an output folder. :func:`run_chapter` then executes it with papermill;
+the notebook saves its figures and tables into that folder (its ``out_dir`` parameter). The
+book's build executes the same prepared notebooks under nbval (``tests/notebooks``).
 
 Command line (``xfr run``)::
 
     xfr run 01_face_recognition                       # the small defaults
     xfr run 1 -f notebooks/params/01_face_recognition-paper.yaml --out out/ch1-paper
-    xfr run 1 -p n_identities 10 -p models '[sface]'
+    xfr run 1 -p orl_identities 10 -p models '[sface]'
+    xfr run 1 --help                                  # the chapter's parameters
 """
 
 from __future__ import annotations
@@ -26,14 +29,12 @@ import argparse
 import ast
 import contextlib
 import datetime as _dt
-import hashlib
-import io
 import os
 import platform
 import re
 import sys
+import tempfile
 import time
-import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from typing import Any
 
 import yaml
 
+from xfr_lib._io import atomic_write_text, sha256_file
 from xfr_lib.errors import UnknownNameError, XfrError
 
 NOTEBOOKS_ENV = "XFR_NOTEBOOKS"
@@ -61,7 +63,8 @@ class Parameter:
         name: the variable name.
         default: the value in the notebook.
         type: the type as text: ``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``,
-            ``list[str]`` (element type checked), with ``| None`` when None is allowed.
+            ``list[str]`` (element type checked), or ``Optional[...]`` of one of them when None
+            is allowed.
         help: the trailing comment of the assignment ('' if none).
     """
 
@@ -105,8 +108,9 @@ def notebooks_dir() -> Path:
     env = os.environ.get(NOTEBOOKS_ENV)
     path = Path(env) if env else Path(__file__).resolve().parents[1] / "notebooks"
     if not path.is_dir():
-        raise ChapterError(f"chapter folder {path} not found; run xfr from its repository "
-                           f"checkout ('pip install -e .') or set {NOTEBOOKS_ENV}")
+        raise ChapterError(f"the chapters' notebooks are not installed with xfr_lib ({path} not "
+                           f"found); run xfr run from a checkout of the xfr repository "
+                           f"('pip install -e .' there) or set {NOTEBOOKS_ENV} to its notebooks/")
     return path
 
 
@@ -150,8 +154,7 @@ def read_notebook(chapter: str | int):
     """The chapter as an in-memory ipynb (``nbformat.NotebookNode``), converted by jupytext."""
     import jupytext
 
-    path = chapter_path(chapter)
-    nb = jupytext.read(path)
+    nb = jupytext.read(chapter_path(chapter))
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                           "language": "python"})
     return nb
@@ -170,43 +173,61 @@ def parameters_cell(nb, where: str = "notebook"):
 def parse_parameters(source: str, where: str = "parameters cell") -> dict[str, Parameter]:
     """Parameters declared in the source of a ``parameters`` cell.
 
-    Every statement must be ``name = <literal>`` or ``name: <type> = <literal>``.
+    Names, defaults, annotations and help texts are what papermill's notebook inspection
+    finds; every statement must moreover be ``name = <literal>`` or ``name: <type> =
+    <literal>``, so that a value given on the command line can be type-checked.
 
     Args:
         source: Python source of the cell.
         where: name used in error messages.
     """
+    import nbformat
+    import papermill as pm
+
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise ChapterError(f"{where} is not valid Python (line {exc.lineno}): {exc.msg}") from None
-    comments = _line_comments(source)
-    params: dict[str, Parameter] = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                and isinstance(node.targets[0], ast.Name):
-            name, annotation = node.targets[0].id, None
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
-                and node.value is not None:
-            name, annotation = node.target.id, ast.unparse(node.annotation)
-        else:
+        simple = (isinstance(node, ast.Assign) and len(node.targets) == 1
+                  and isinstance(node.targets[0], ast.Name)) or (
+            isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+            and node.value is not None)
+        if not simple:
             raise ChapterError(f"{where}, line {node.lineno}: only 'name = value' assignments of "
                                f"literals are allowed in a parameters cell")
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[cell], metadata={
+        "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    with tempfile.TemporaryDirectory(prefix="xfr-params-") as tmp:
+        path = Path(tmp) / "cell.ipynb"
+        nbformat.write(nb, path)
+        inspected = pm.inspect_notebook(str(path))
+    missing = [n.targets[0].id if isinstance(n, ast.Assign) else n.target.id for n in tree.body]
+    missing = [n for n in missing if n not in inspected]
+    if missing:
+        raise ChapterError(f"{where}: papermill cannot read the parameter {missing[0]!r}; write "
+                           f"it on one line as 'name = value' or 'name: Type = value', with "
+                           f"Optional[...] for a type that allows None")
+    params: dict[str, Parameter] = {}
+    for name, info in inspected.items():
         try:
-            default = ast.literal_eval(node.value)
-        except ValueError:
-            raise ChapterError(f"{where}, line {node.lineno}: the value of {name!r} must be a "
-                               f"literal (number, string, bool, None, list, dict)") from None
-        type_name = annotation or _type_of(default)
+            default = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            raise ChapterError(f"{where}: the value of {name!r} must be a literal (number, "
+                               f"string, bool, None, list, dict)") from None
+        annotation = info.get("inferred_type_name")
+        type_name = annotation if annotation not in (None, "None") else _type_of(default)
         if type_name is None:
             raise ChapterError(f"{where}: {name!r} defaults to None; annotate its type, "
-                               f"e.g. '{name}: str | None = None'")
+                               f"e.g. '{name}: Optional[str] = None'")
         try:
             _parse_type(type_name)
         except ValueError:
             raise ChapterError(f"{where}: {name!r} has type {type_name!r}; use int, float, str, "
-                               f"bool, list, list[<type>] or dict, optionally '| None'") from None
-        param = Parameter(name, default, type_name, comments.get(node.lineno, ""))
+                               f"bool, list, list[<type>] or dict, or Optional[<one of them>]"
+                               ) from None
+        param = Parameter(name, default, type_name, info.get("help") or "")
         param.check(default, source=f"its default in {where}")
         params[name] = param
     return params
@@ -266,7 +287,88 @@ def resolve_parameters(chapter: str | int, params_file: str | Path | None = None
     return values
 
 
-# --- running ------------------------------------------------------------------------------------
+# --- preparing and running ----------------------------------------------------------------------
+
+@dataclass
+class PreparedChapter:
+    """A chapter made ready to execute (see :func:`prepare_chapter`).
+
+    Attributes:
+        name: the chapter.
+        notebook: ``<out>/<chapter>.ipynb``, with papermill's injected-parameters cell.
+        record_path: ``<out>/parameters.yaml``.
+        record: what ``parameters.yaml`` holds.
+    """
+
+    name: str
+    notebook: Path
+    record_path: Path
+    record: dict[str, Any]
+
+    @property
+    def out(self) -> Path:
+        return self.notebook.parent
+
+    def finish(self, status: str, seconds: float, error: str | None = None,
+               since: float | None = None) -> None:
+        """Record how the execution ended, and (on success) the files it saved since ``since``."""
+        self.record.update(status=status, seconds=round(seconds, 1))
+        if error is not None:
+            self.record["error"] = error
+        if status == "ok" and since is not None:
+            # What this run saved (not files left in the folder by earlier runs, nor stamps).
+            self.record["outputs"] = sorted(
+                p.relative_to(self.out).as_posix() for p in self.out.rglob("*")
+                if p.is_file() and p not in (self.record_path, self.notebook)
+                and not p.name.startswith(".") and p.stat().st_mtime >= since - 1)
+        _write_yaml(self.record_path, self.record)
+
+
+def prepare_chapter(chapter: str | int, params_file: str | Path | None = None,
+                    overrides: dict[str, Any] | None = None,
+                    out_dir: str | Path | None = None) -> PreparedChapter:
+    """Check a chapter's parameters and write its parameterised notebook, not yet executed.
+
+    Args:
+        chapter: chapter name or number (see :func:`resolve_chapter`).
+        params_file: YAML file of parameter values (e.g. ``notebooks/params/<ch>-paper.yaml``).
+        overrides: parameter values that take precedence over the file.
+        out_dir: output folder (created); default ``out/<chapter>`` in the current directory.
+            The notebook is meant to run with this folder as its working directory: its
+            ``out_dir`` parameter (if it has one) is set to ``"."``.
+
+    Raises:
+        ChapterError: bad parameters; nothing is written then.
+    """
+    import papermill as pm
+
+    name = resolve_chapter(chapter)
+    values = resolve_parameters(name, params_file, overrides)
+    out = Path(out_dir if out_dir is not None else Path("out") / name).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if OUT_PARAM in values:
+        values[OUT_PARAM] = "."  # the notebook runs in `out`; no machine path in the notebook
+    source = chapter_path(name)
+    record = {
+        "chapter": name,
+        "source": f"notebooks/{source.name}",
+        "source_sha256": sha256_file(source),
+        "out_dir": str(out),
+        "params_file": str(params_file) if params_file is not None else None,
+        "overrides": dict(overrides or {}),
+        "parameters": values,
+        "started_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "xfr_lib": _version(),
+        "status": "prepared",
+    }
+    notebook = out / f"{name}.ipynb"
+    pm.execute_notebook(read_notebook(name), str(notebook), parameters=values,
+                        prepare_only=True, progress_bar=False)
+    prepared = PreparedChapter(name, notebook, out / "parameters.yaml", record)
+    _write_yaml(prepared.record_path, record)
+    return prepared
+
 
 def run_chapter(chapter: str | int, params_file: str | Path | None = None,
                 overrides: dict[str, Any] | None = None, out_dir: str | Path | None = None,
@@ -278,8 +380,7 @@ def run_chapter(chapter: str | int, params_file: str | Path | None = None,
         params_file: YAML file of parameter values (e.g. ``notebooks/params/<ch>-paper.yaml``).
         overrides: parameter values that take precedence over the file.
         out_dir: output folder (created); default ``out/<chapter>`` in the current directory.
-            The notebook runs with this folder as its working directory, and its ``out_dir``
-            parameter (if it has one) is set to ``"."``, i.e. this folder.
+            The notebook runs with this folder as its working directory.
         progress: show papermill's progress bar.
         kernel_name: Jupyter kernel; default the notebook's (``python3`` = this Python).
 
@@ -293,56 +394,27 @@ def run_chapter(chapter: str | int, params_file: str | Path | None = None,
     """
     import papermill as pm
 
-    name = resolve_chapter(chapter)
-    values = resolve_parameters(name, params_file, overrides)
-    out = Path(out_dir if out_dir is not None else Path("out") / name).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    if OUT_PARAM in values:
-        # The notebook runs in `out`, so "." is that folder; no machine path in the notebook.
-        values[OUT_PARAM] = "."
-    nb = read_notebook(name)
-    source = chapter_path(name)
-    record = {
-        "chapter": name,
-        "source": f"notebooks/{source.name}",
-        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
-        "out_dir": str(out),
-        "params_file": str(params_file) if params_file is not None else None,
-        "overrides": dict(overrides or {}),
-        "parameters": values,
-        "started_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "xfr_lib": _version(),
-        "status": "running",
-    }
-    record_path = out / "parameters.yaml"
-    _write_yaml(record_path, record)
-    notebook_path = out / f"{name}.ipynb"
+    prepared = prepare_chapter(chapter, params_file, overrides, out_dir)
+    name, notebook = prepared.name, prepared.notebook
+    prepared.record["status"] = "running"
+    _write_yaml(prepared.record_path, prepared.record)
     start, started_wall = time.perf_counter(), time.time()
     try:
         with inline_figures():
-            pm.execute_notebook(nb, str(notebook_path), parameters=values,
-                                progress_bar=progress, cwd=str(out), kernel_name=kernel_name)
+            pm.execute_notebook(str(notebook), str(notebook), progress_bar=progress,
+                                cwd=str(prepared.out), kernel_name=kernel_name)
     except pm.PapermillExecutionError as exc:
-        record.update(status="failed", error=f"{exc.ename}: {exc.evalue}",
-                      seconds=round(time.perf_counter() - start, 1))
-        _write_yaml(record_path, record)
+        prepared.finish("failed", time.perf_counter() - start, f"{exc.ename}: {exc.evalue}")
         raise ChapterError(f"chapter {name} failed at In [{exc.exec_count}]: {exc.ename}: "
                            f"{_first_line(exc.evalue)}; the partial notebook is "
-                           f"{notebook_path}") from None
+                           f"{notebook}") from None
     except Exception as exc:  # a dead kernel, a timeout: still one line
-        record.update(status="failed", error=f"{type(exc).__name__}: {_first_line(exc)}",
-                      seconds=round(time.perf_counter() - start, 1))
-        _write_yaml(record_path, record)
+        prepared.finish("failed", time.perf_counter() - start,
+                        f"{type(exc).__name__}: {_first_line(exc)}")
         raise ChapterError(f"chapter {name} stopped: {type(exc).__name__}: {_first_line(exc)}; "
-                           f"see {notebook_path}") from exc
-    # What this run saved (not files left in the folder by earlier runs, nor hidden stamps).
-    outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
-                     if p.is_file() and p not in (record_path, notebook_path)
-                     and not p.name.startswith(".") and p.stat().st_mtime >= started_wall - 1)
-    record.update(status="ok", seconds=round(time.perf_counter() - start, 1), outputs=outputs)
-    _write_yaml(record_path, record)
-    return notebook_path
+                           f"see {notebook}") from exc
+    prepared.finish("ok", time.perf_counter() - start, since=started_wall)
+    return notebook
 
 
 @contextlib.contextmanager
@@ -363,11 +435,16 @@ def inline_figures() -> Iterator[None]:
             os.environ["MPLBACKEND"] = old
 
 
+# --- command line -------------------------------------------------------------------------------
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="xfr run", description="Run a chapter notebook of the book with papermill.",
-        epilog="Parameters and their defaults: xfr run CHAPTER --list.")
-    parser.add_argument("chapter", help="chapter name (e.g. 01_face_recognition) or number (1)")
+        prog="xfr run", add_help=False,
+        description="Run a chapter notebook of the book with papermill.",
+        epilog="With a chapter, --help also lists its parameters, their types and defaults.")
+    parser.add_argument("chapter", nargs="?",
+                        help="chapter name (e.g. 01_face_recognition) or number (1)")
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
     parser.add_argument("-f", "--file", dest="params_file", metavar="PARAMS.yaml",
                         help="YAML file of parameter values, e.g. "
                              "notebooks/params/01_face_recognition-paper.yaml")
@@ -382,19 +459,36 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def format_parameters(chapter: str | int) -> str:
+    """The parameters of a chapter, one per line: ``name: type = default  # help``."""
+    lines = []
+    for p in chapter_parameters(chapter).values():
+        note = f"  # {p.help}" if p.help else ""
+        lines.append(f"{p.name}: {p.type} = {p.default!r}{note}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``xfr run``: run one chapter; returns the exit status (2 on a user error).
 
     Args:
         argv: the arguments after ``run`` (default ``sys.argv[1:]``).
     """
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args = parser.parse_args(argv)
     try:
+        if args.help or args.chapter is None:
+            if not args.help:
+                raise ChapterError("name the chapter to run, e.g. 'xfr run 1'; chapters: "
+                                   + ", ".join(list_chapters()))
+            parser.print_help()
+            if args.chapter is not None:
+                print(f"\nparameters of {resolve_chapter(args.chapter)}:")
+                print(format_parameters(args.chapter))
+            return 0
         name = resolve_chapter(args.chapter)
         if args.list:
-            for p in chapter_parameters(name).values():
-                note = f"  # {p.help}" if p.help else ""
-                print(f"{p.name}: {p.type} = {p.default!r}{note}")
+            print(format_parameters(name))
             return 0
         declared = chapter_parameters(name)
         overrides = {key: _parse_cli_value(declared.get(key), text) for key, text in args.param}
@@ -420,13 +514,11 @@ def _parse_cli_value(param: Parameter | None, text: str) -> Any:
 
 
 def _parse_type(text: str) -> tuple[type, type | None, bool]:
-    """``"list[int] | None"`` -> (list, int, True). Raises ValueError for anything else."""
-    parts = [p.strip() for p in text.split("|")]
-    nullable = "None" in parts
-    parts = [p for p in parts if p != "None"]
-    if len(parts) != 1:
-        raise ValueError(text)
-    m = re.fullmatch(r"(\w+)(?:\[(\w+)\])?", parts[0])
+    """``"Optional[list[int]]"`` -> (list, int, True). Raises ValueError for anything else."""
+    text = text.strip()
+    optional = re.fullmatch(r"Optional\[(.+)\]", text)
+    nullable = optional is not None
+    m = re.fullmatch(r"(\w+)(?:\[(\w+)\])?", optional.group(1).strip() if optional else text)
     if not m or m.group(1) not in _TYPES or (m.group(2) and m.group(2) not in _TYPES):
         raise ValueError(text)
     if m.group(2) and m.group(1) != "list":
@@ -457,18 +549,7 @@ def _is_instance(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def _line_comments(source: str) -> dict[int, str]:
-    out: dict[int, str] = {}
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.type == tokenize.COMMENT:
-                out[tok.start[0]] = tok.string.lstrip("#").strip()
-    except (tokenize.TokenError, IndentationError):
-        pass
-    return out
-
-
-def _first_line(text: str) -> str:
+def _first_line(text: Any) -> str:
     return (str(text).strip().splitlines() or [""])[0]
 
 
@@ -489,39 +570,9 @@ class _PlainDumper(yaml.SafeDumper):
 
 
 def _write_yaml(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".yaml.part")
-    text = yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.dump(data, Dumper=_PlainDumper, sort_keys=False,
+                                      allow_unicode=True))
 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-# --- helpers the chapter notebooks share -------------------------------------------------------
-
-def chapter_outputs(out: Path):
-    """``save(fig, name)``, ``table(frame, name, caption)`` and ``note(key, value)`` for a chapter.
-
-    ``save`` writes a figure into ``out`` (the book shows the cell's own output); ``table`` shows
-    a numbered, referable MyST table and saves it as CSV; ``note`` makes a value quotable in the
-    text as ``{glue:md}`key```.
-    """
-    from IPython.display import Markdown, display
-    from myst_nb import glue
-
-    out = Path(out)
-
-    def save(fig, name: str) -> None:
-        fig.savefig(out / f"{name}.png", dpi=150, bbox_inches="tight")
-
-    def table(frame, name: str, caption: str) -> None:
-        frame.to_csv(out / f"{name}.csv", index=False)
-        body = frame.to_markdown(index=False, floatfmt=".2f")
-        display(Markdown(f"```{{table}} {caption}\n:name: {name}\n\n{body}\n```"))
-
-    def note(key: str, value) -> None:
-        glue(key, Markdown(str(value)), display=False)
-
-    return save, table, note

@@ -3,7 +3,7 @@
 A :class:`FaceDataset` is an ordered list of :class:`FaceImage` (path, identity, metadata)
 plus the dataset's licence and citation. The order is deterministic (identities in natural
 order, then file names in natural order, so ``s2`` comes before ``s10`` and ``2.pgm`` before
-``10.pgm``), which is what makes index-based protocols (:mod:`xfr_lib.data.protocols`)
+``10.pgm``), which is what makes index-based protocols (:func:`xfr_lib.data.make_verification_protocol`)
 reproducible. Images are not read here: a dataset only says where they are.
 
 Datasets (``list_datasets()``):
@@ -14,11 +14,14 @@ Datasets (``list_datasets()``):
 * ``radar``: 609 Brazilian politicians (and a few others), one photo each: a distractor
   gallery for identification.
 * ``lfw``, ``cplfw``, ``calfw``: public benchmarks read from a local folder (``root=``);
-  see :mod:`xfr_lib.data.benchmarks`.
-* ``folder``: your own ``<root>/<identity>/<image>`` tree.
+  see :func:`xfr_lib.data.lfw`.
+* ``folder``: your own images, read by :func:`read_image_folder`.
+
+Every loader registers itself in :data:`DATASETS` (``@DATASETS.register("name")``); its
+keyword arguments besides ``root`` are the options :func:`load_dataset` accepts.
 
 Example:
-    >>> from xfr_lib.data.datasets import load_dataset
+    >>> from xfr_lib.data import load_dataset
     >>> orl = load_dataset("orl")
     >>> len(orl), len(orl.identities), orl[0].identity
     (400, 40, 's1')
@@ -27,9 +30,10 @@ Example:
 from __future__ import annotations
 
 import csv
+import inspect
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -38,10 +42,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xfr_lib._registry import Registry
+from xfr_lib.data import _assets as assets
 from xfr_lib.errors import DatasetError, UnknownNameError
 
 #: File extensions read as images (compared case-insensitively).
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp", ".tif", ".tiff"})
+
+#: Dataset loaders by name: ``loader(root=None, **options) -> FaceDataset``.
+DATASETS: Registry = Registry("dataset")
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -199,56 +208,91 @@ def _sorted_images(images: list[FaceImage]) -> list[FaceImage]:
     return sorted(images, key=lambda im: (natural_key(im.identity), natural_key(im.path.name)))
 
 
+def read_image_folder(root: Path | str) -> tuple[list[FaceImage], int]:
+    """The labelled images of a folder of your own (a gallery, a dataset).
+
+    Two layouts, which may be mixed:
+
+    * ``<root>/<identity>/<image>``: every image directly inside a sub-folder belongs to the
+      identity named by the sub-folder;
+    * ``<root>/<image>``: an image directly under ``root`` is its own identity, named by the
+      file name without extension (``obama.jpg`` -> ``obama``).
+
+    Images are files with one of :data:`IMAGE_EXTENSIONS` (any letter case); hidden files and
+    folders are skipped, and so is anything deeper than one sub-folder (counted in the
+    second return value).
+
+    Args:
+        root: the folder.
+
+    Returns:
+        The images (in :func:`natural_key` order of identity, then file name) and the number
+        of image files that were left out because they sit deeper than one sub-folder.
+
+    Raises:
+        DatasetError: ``root`` is missing or holds no image in either layout.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{root}: folder not found; pass a folder of <identity>/<image> "
+                           f"(or of images named after their identity)")
+    images, deeper = [], 0
+    for entry in root.iterdir():
+        if entry.name.startswith("."):
+            continue
+        if is_image_file(entry):
+            images.append(FaceImage(path=entry, identity=entry.stem))
+        elif entry.is_dir():
+            for p in entry.iterdir():
+                if is_image_file(p):
+                    images.append(FaceImage(path=p, identity=entry.name))
+                elif p.is_dir() and not p.name.startswith("."):
+                    deeper += sum(1 for q in p.rglob("*") if is_image_file(q))
+    if not images:
+        raise DatasetError(
+            f"no images found in {root}: expected <identity>/<image> or images named after "
+            f"their identity, with extensions {', '.join(sorted(IMAGE_EXTENSIONS))}"
+        )
+    return _sorted_images(images), deeper
+
+
+@DATASETS.register("folder")
 def load_folder(
-    root: Path | str,
-    name: str = "folder",
+    root: Path | str | None = None,
+    dataset_name: str = "folder",
     description: str = "",
     licence: str = "",
     citation: str = "",
 ) -> FaceDataset:
-    """Your own labelled images: ``<root>/<identity>/<image>``.
-
-    Every sub-folder of ``root`` is one identity (its folder name); every image file directly
-    inside it (jpg, jpeg, png, pgm, bmp, webp, any letter case; hidden files skipped) is one
-    image of that identity. Files directly under ``root`` and deeper folders are ignored.
+    """Your own labelled images, in the layouts of :func:`read_image_folder`.
 
     Args:
-        root: the folder of identity folders.
-        name: the dataset's name.
+        root: the folder (required).
+        dataset_name: the dataset's name.
         description: one line on what it is.
         licence: the images' terms of use.
         citation: how to credit them.
 
     Raises:
-        DatasetError: if ``root`` is missing or holds no image in any identity folder.
+        DatasetError: if ``root`` is not given, missing or holds no image.
     """
-    root = _require_dir(root, name)
-    images = [
-        FaceImage(path=p, identity=person.name)
-        for person in root.iterdir()
-        if person.is_dir() and not person.name.startswith(".")
-        for p in person.iterdir()
-        if is_image_file(p)
-    ]
-    if not images:
-        raise DatasetError(
-            f"no images found in {root}: expected <root>/<identity>/<image> with extensions "
-            f"{', '.join(sorted(IMAGE_EXTENSIONS))}; point root= at the folder of identity folders"
-        )
+    if root is None:
+        raise DatasetError("dataset 'folder' needs root=: a folder of <identity>/<image> "
+                           "(or of images named after their identity)")
+    root = Path(root).expanduser()
+    images, deeper = read_image_folder(root)
     return FaceDataset(
-        name=name,
-        images=_sorted_images(images),
+        name=dataset_name,
+        images=images,
         root=root,
-        description=description or f"images under {root}, one folder per identity",
+        description=description or f"images under {root}",
         licence=licence,
         citation=citation,
-        params={"root": str(root)},
+        params={"root": str(root), "left_out_deeper": deeper},
     )
 
 
 def _asset_root(name: str, root: Path | str | None) -> tuple[Path, dict]:
-    from xfr_lib.data import assets
-
     spec = assets.asset_spec(name)
     return (Path(root).expanduser() if root is not None else assets.asset_dir(name)), spec
 
@@ -260,6 +304,7 @@ def _asset_dataset(name: str, images: list[FaceImage], folder: Path, spec: dict)
                        citation=spec["citation"], params={"root": str(folder)})
 
 
+@DATASETS.register("orl")
 def load_orl(root: Path | str | None = None) -> FaceDataset:
     """The AT&T (ORL) faces: ``s1/1.pgm`` .. ``s40/10.pgm``, identities ``s1`` .. ``s40``.
 
@@ -286,6 +331,7 @@ def load_orl(root: Path | str | None = None) -> FaceDataset:
     return _asset_dataset("orl", images, folder, spec)
 
 
+@DATASETS.register("wild")
 def load_wild(root: Path | str | None = None) -> FaceDataset:
     """Labelled in-the-wild photos; identity, licence and credit from ``data_manifest.yaml``.
 
@@ -321,6 +367,7 @@ _RADAR_COLUMNS = {
 }
 
 
+@DATASETS.register("radar")
 def load_radar(root: Path | str | None = None) -> FaceDataset:
     """The radar distractor gallery: ``images/<Name>.jpg``, one photo per person.
 
@@ -371,47 +418,9 @@ def load_radar(root: Path | str | None = None) -> FaceDataset:
     return _asset_dataset("radar", images, folder, spec)
 
 
-def _lfw(root=None, **options) -> FaceDataset:
-    from xfr_lib.data import benchmarks
-
-    return benchmarks.lfw_dataset(_require_dir(root, "lfw"), **options)
-
-
-def _cplfw(root=None, **options) -> FaceDataset:
-    from xfr_lib.data import benchmarks
-
-    return benchmarks.xlfw_dataset("cplfw", _require_dir(root, "cplfw"), **options)
-
-
-def _calfw(root=None, **options) -> FaceDataset:
-    from xfr_lib.data import benchmarks
-
-    return benchmarks.xlfw_dataset("calfw", _require_dir(root, "calfw"), **options)
-
-
-def _folder(root=None, dataset_name: str = "folder", **options) -> FaceDataset:
-    if root is None:
-        raise DatasetError(
-            "dataset 'folder' needs root=: a folder with one sub-folder of images per identity"
-        )
-    return load_folder(root, name=dataset_name, **options)
-
-
-# name -> (loader, option names it accepts besides root)
-_LOADERS: dict[str, tuple[Any, tuple[str, ...]]] = {
-    "orl": (load_orl, ()),
-    "wild": (load_wild, ()),
-    "radar": (load_radar, ()),
-    "lfw": (_lfw, ("variant", "download", "urls", "progress")),
-    "cplfw": (_cplfw, ("images",)),
-    "calfw": (_calfw, ("images",)),
-    "folder": (_folder, ("dataset_name", "description", "licence", "citation")),
-}
-
-
 def list_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset`."""
-    return sorted(_LOADERS)
+    return DATASETS.names()
 
 
 def load_dataset(name: str, root: Path | str | None = None, **options: Any) -> FaceDataset:
@@ -421,18 +430,17 @@ def load_dataset(name: str, root: Path | str | None = None, **options: Any) -> F
         name: one of :func:`list_datasets`.
         root: the dataset's folder. Optional for ``orl``, ``wild`` and ``radar`` (default: the
             verified packaged copy); required for ``lfw``, ``cplfw``, ``calfw`` and ``folder``.
-        **options: per dataset: ``lfw``: ``variant`` ("original" | "funneled"), ``download``,
-            ``urls``, ``progress``; ``cplfw``/``calfw``: ``images`` (the image folder if not
-            found under root); ``folder``: ``dataset_name``, ``description``, ``licence``,
-            ``citation``.
+        **options: the loader's other keyword arguments: ``lfw``: ``variant``
+            ("original" | "funneled"), ``download``, ``urls``, ``progress``;
+            ``cplfw``/``calfw``: ``images`` (the image folder if not found under root);
+            ``folder``: ``dataset_name``, ``description``, ``licence``, ``citation``.
 
     Raises:
         UnknownNameError: for an unknown dataset or option name.
         DatasetError: for a missing or empty folder.
     """
-    if name not in _LOADERS:
-        raise UnknownNameError("dataset", name, list_datasets())
-    loader, accepted = _LOADERS[name]
+    loader = DATASETS.get(name)
+    accepted = [p for p in inspect.signature(loader).parameters if p != "root"]
     for key in options:
         if key not in accepted:
             raise UnknownNameError(f"option of dataset {name!r}", key, accepted or ["(none)"])
@@ -455,7 +463,3 @@ def check_disjoint(a: FaceDataset, b: FaceDataset) -> None:
             f"the two (dataset.subset) so that distractors are people not in the dataset"
         )
 
-
-def images_of(dataset: FaceDataset, indices: Sequence[int]) -> list[FaceImage]:
-    """The images at ``indices``."""
-    return [dataset.images[int(i)] for i in indices]

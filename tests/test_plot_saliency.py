@@ -8,14 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from xfr_lib.explain import (
-    explain,
-    explain_identification,
-    map_summary,
+from xfr_lib.explainers import explain, explain_identification, map_summary
+from xfr_lib.plot import (
+    overlay,
+    plot_identification,
+    plot_verification,
     save_identification_report,
     save_verification_report,
 )
-from xfr_lib.plot.saliency import overlay, plot_identification, plot_verification
 
 
 class CentreModel(torch.nn.Module):

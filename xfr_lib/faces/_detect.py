@@ -16,13 +16,20 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from xfr_lib.data.assets import asset_file
+from xfr_lib.data import asset_file
 
 # Measured on 128 faces (wild set + ORL): dlib's frontal detector box relative to YuNet's box
 # (centre shift in box units and side length). dlib's shape predictors were trained on boxes of
 # that geometry, so we hand them one.
-_DLIB_BOX_DY = 0.057
-_DLIB_BOX_SIDE = (1.092, 0.821)  # x YuNet width, x YuNet height (averaged)
+DLIB_BOX_DY = 0.057
+DLIB_BOX_SIDE = (1.092, 0.821)  # x YuNet width, x YuNet height (averaged)
+
+#: YuNet's settings: minimum score, non-maximum suppression IoU, most candidates kept.
+DETECTOR = {"model": "face_detection_yunet_2023mar_int8bq.onnx", "score_threshold": 0.6,
+            "nms_threshold": 0.3, "top_k": 5000}
+#: dlib's landmark predictors by number of points.
+LANDMARK_MODELS = {5: "shape_predictor_5_face_landmarks.dat",
+                   68: "shape_predictor_68_face_landmarks.dat"}
 
 _lock = threading.Lock()
 
@@ -51,26 +58,27 @@ class Face:
         import dlib
 
         x, y, w, h = (float(v) for v in self.box)
-        cx, cy = x + w / 2, y + h / 2 + _DLIB_BOX_DY * h
-        half = (_DLIB_BOX_SIDE[0] * w + _DLIB_BOX_SIDE[1] * h) / 4
+        cx, cy = x + w / 2, y + h / 2 + DLIB_BOX_DY * h
+        half = (DLIB_BOX_SIDE[0] * w + DLIB_BOX_SIDE[1] * h) / 4
         return dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
 
 
 @functools.cache
 def _yunet():
-    path = asset_file("yunet", "face_detection_yunet_2023mar_int8bq.onnx")
-    return cv2.FaceDetectorYN.create(str(path), "", (320, 320), 0.6, 0.3, 5000)
+    path = asset_file("yunet", DETECTOR["model"])
+    return cv2.FaceDetectorYN.create(str(path), "", (320, 320), DETECTOR["score_threshold"],
+                                     DETECTOR["nms_threshold"], DETECTOR["top_k"])
 
 
 @functools.cache
 def _predictor(points: int):
     import dlib
 
-    name = {5: "shape_predictor_5_face_landmarks.dat", 68: "shape_predictor_68_face_landmarks.dat"}[points]
-    return dlib.shape_predictor(str(asset_file("dlib_landmarks", name)))
+    return dlib.shape_predictor(str(asset_file("dlib_landmarks", LANDMARK_MODELS[points])))
 
 
-def detect_faces(rgb: np.ndarray, score_threshold: float = 0.6) -> list[Face]:
+def detect_faces(rgb: np.ndarray, score_threshold: float = DETECTOR["score_threshold"]
+                 ) -> list[Face]:
     """All faces in an HxWx3 uint8 RGB image, largest first."""
     h, w = rgb.shape[:2]
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from xfr_lib.errors import XfrError
-from xfr_lib.explain.base import model_device
+from xfr_lib.models import model_device
 
 #: CorrRISE's patch side at its reference input size (30 px at 112x112, Lu et al. 2023).
 REFERENCE_PATCH = 30
@@ -198,7 +198,7 @@ def _check_positive(**values: int) -> None:
 # What a mask reveals, and the masked forward passes
 
 #: Names accepted by ``fill`` (a float in [0, 1], a constant grey, is accepted too).
-FILLS = ("zero", "mean", "blur", "noise")
+FILLS = ("zero", "grey", "mean", "blur", "noise")
 
 
 def check_fill(fill: str | float) -> str | float:
@@ -222,7 +222,9 @@ def fill_image(
 
     Args:
         image: the chip, ``[3, H, W]`` in [0, 1].
-        fill: ``"zero"`` (black: plain multiplicative masking, as in RISE and CorrRISE),
+        fill: ``"zero"`` (black: the image multiplied by the mask, as the CorrRISE papers
+            describe it), ``"grey"`` (0.5: what multiplying a *normalised* tensor, as RISE's
+            reference code does, shows in a hidden pixel: the dataset mean, mid-grey),
             ``"mean"`` (the chip's mean colour), ``"blur"`` (the chip blurred with a Gaussian
             of ``sigma`` px: hides detail, keeps colour), ``"noise"`` (one uniform-noise image
             drawn from ``seed``), or a float: that constant grey.
@@ -231,6 +233,8 @@ def fill_image(
     """
     if fill == "zero":
         return None
+    if fill == "grey":
+        return torch.full_like(image, 0.5)
     if fill == "mean":
         return image.mean(dim=(1, 2), keepdim=True).expand_as(image).clone()
     if fill == "blur":

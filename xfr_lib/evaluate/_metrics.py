@@ -4,7 +4,7 @@ Conventions used everywhere in this module:
 
 * A *score* is a similarity (cosine similarity of embeddings): higher means more alike.
 * A *label* is ``True`` for a genuine (mated, same-person) pair and ``False`` for an impostor pair.
-* The decision rule is the one of :meth:`xfr_lib.models.base.FaceModel.decide`: a pair is
+* The decision rule is the one of :meth:`xfr_lib.models.FaceModel.decide`: a pair is
   accepted as a match when ``score >= threshold``. So at threshold ``t``
   ``FMR(t) = #{impostor scores >= t} / #impostors`` and
   ``FNMR(t) = #{genuine scores < t} / #genuines``; ``TMR = 1 - FNMR``.
@@ -31,20 +31,6 @@ import pandas as pd
 
 from xfr_lib.errors import DatasetError
 
-__all__ = [
-    "EERResult",
-    "MetricInputError",
-    "VerificationResult",
-    "accuracy_at",
-    "cmc",
-    "eer",
-    "fnmr_at_fmr",
-    "rank_k_accuracy",
-    "ranks",
-    "roc",
-    "verification_accuracy",
-]
-
 #: A FNMR@FMR level is ``reliable`` when it rests on at least this many expected false matches,
 #: i.e. ``n_impostors * fmr >= RELIABLE_FALSE_MATCHES``.
 RELIABLE_FALSE_MATCHES = 10
@@ -57,7 +43,7 @@ class MetricInputError(DatasetError, ValueError):
 # --------------------------------------------------------------------------- validation
 
 
-def _check_scores_labels(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+def check_scores_labels(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(scores float64 [N], labels bool [N])`` or raise a one-line MetricInputError."""
     s = np.asarray(scores)
     y = np.asarray(labels)
@@ -135,7 +121,7 @@ def roc(scores, labels) -> pd.DataFrame:
         DataFrame with columns ``threshold``, ``fmr``, ``fnmr``, ``tmr`` (``= 1 - fnmr``);
         ``attrs`` holds ``n_genuine`` and ``n_impostor``.
     """
-    s, y = _check_scores_labels(scores, labels)
+    s, y = check_scores_labels(scores, labels)
     thresholds, fm, fnm = _roc_arrays(s, y)
     n_gen, n_imp = int(y.sum()), int((~y).sum())
     fnmr = fnm / n_gen
@@ -156,7 +142,7 @@ class EERResult(NamedTuple):
     threshold: float
 
 
-def _eer_from_curve(thresholds: np.ndarray, fmr: np.ndarray, fnmr: np.ndarray) -> EERResult:
+def eer_from_curve(thresholds: np.ndarray, fmr: np.ndarray, fnmr: np.ndarray) -> EERResult:
     """EER from ROC points ordered by decreasing threshold (see :func:`eer`)."""
     d = fnmr - fmr  # starts at 1 (t = +inf), ends at -1 (lowest threshold); non-increasing
     i = int(np.argmax(d <= 0))  # first point where FNMR no longer exceeds FMR
@@ -188,9 +174,9 @@ def eer(scores, labels) -> EERResult:
     Returns:
         ``EERResult(eer, threshold)``, EER as a fraction in [0, 1].
     """
-    s, y = _check_scores_labels(scores, labels)
+    s, y = check_scores_labels(scores, labels)
     thresholds, fm, fnm = _roc_arrays(s, y)
-    return _eer_from_curve(thresholds, fm / int((~y).sum()), fnm / int(y.sum()))
+    return eer_from_curve(thresholds, fm / int((~y).sum()), fnm / int(y.sum()))
 
 
 # --------------------------------------------------------------------------- FNMR @ FMR
@@ -221,7 +207,7 @@ def fnmr_at_fmr(scores, labels, fmr_levels: Sequence[float] = (1e-2, 1e-3, 1e-4)
         DataFrame, one row per level, columns ``fmr_target``, ``fnmr``, ``threshold``,
         ``n_impostors``, ``reliable`` (bool), ``note`` (empty when reliable).
     """
-    s, y = _check_scores_labels(scores, labels)
+    s, y = check_scores_labels(scores, labels)
     levels = np.atleast_1d(np.asarray(fmr_levels, dtype=np.float64))
     if levels.ndim != 1 or not ((levels > 0) & (levels <= 1)).all():
         raise MetricInputError(f"fmr_levels must be numbers in (0, 1], got {list(fmr_levels)}")
@@ -266,7 +252,7 @@ def accuracy_at(scores, labels, threshold: float) -> float:
     Returns:
         Accuracy in [0, 1].
     """
-    s, y = _check_scores_labels(scores, labels)
+    s, y = check_scores_labels(scores, labels)
     return float(np.mean((s >= threshold) == y))
 
 
@@ -341,7 +327,7 @@ def verification_accuracy(scores, labels, folds: int | Sequence = 10) -> Verific
     Returns:
         :class:`VerificationResult`.
     """
-    s, y = _check_scores_labels(scores, labels)
+    s, y = check_scores_labels(scores, labels)
     if isinstance(folds, (int, np.integer)):
         k = int(folds)
         if not 2 <= k <= len(s):

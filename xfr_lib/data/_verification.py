@@ -1,24 +1,15 @@
-"""Verification and identification protocols: which pairs, which folds, which gallery.
+"""Verification protocols: labelled pairs in person-disjoint folds, as in LFW's View 2.
 
-Every protocol is a deterministic function of (dataset, parameters, seed) and records those
-in ``params``; the same call gives the same protocol, on any machine with the same numpy.
-
-Verification (:class:`VerificationProtocol`) follows LFW View 2: identities are split into
-``n_folds`` person-disjoint folds and every pair is drawn inside one fold, so a threshold
-chosen on nine folds is tested on people it has never seen. Protocols are saved in LFW's
-``pairs.txt`` format (readable by other tools) with a JSON sidecar for the parameters.
-
-Identification (:class:`IdentificationProtocol`) puts ``gallery_per_identity`` seeded images
-of each identity in the gallery and the rest in the probe set, optionally appending a
-distractor dataset (people who are never probed) to the gallery.
-
-Official protocols are read by :func:`load_lfw_pairs` (LFW ``pairs.txt``,
-``pairsDevTrain.txt``, ``pairsDevTest.txt``) and :func:`load_xlfw_pairs` (CPLFW / CALFW
-``pairs_*.txt``).
+A protocol is a deterministic function of (dataset, parameters, seed) and records those in
+``params``; the same call gives the same protocol, on any machine with the same numpy.
+:func:`make_verification_protocol` splits the identities into ``n_folds`` person-disjoint folds
+and draws every pair inside one fold, so a threshold chosen on nine folds is tested on people
+it has never seen. Protocols are saved in LFW's ``pairs.txt`` format (readable by other tools,
+and by :func:`read_pairs_txt`, which reads LFW's own files too) with a JSON sidecar for the
+parameters. The ORL protocol with seed 0 ships with xfr (:func:`shipped_protocol`).
 
 Example:
-    >>> from xfr_lib.data.datasets import load_dataset
-    >>> from xfr_lib.data.protocols import make_verification_protocol
+    >>> from xfr_lib.data import load_dataset, make_verification_protocol
     >>> orl = load_dataset("orl")
     >>> protocol = make_verification_protocol(orl, seed=0)
     >>> len(protocol), protocol.n_folds, int(protocol.labels.sum())
@@ -30,24 +21,16 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from xfr_lib.data.datasets import (
-    FaceDataset,
-    FaceImage,
-    check_disjoint,
-    natural_key,
-    normalize_name,
-)
+from xfr_lib._io import atomic_write_text
+from xfr_lib.data._datasets import FaceDataset, FaceImage, load_dataset, natural_key
 from xfr_lib.errors import DatasetError, UnknownNameError
 
-#: Defaults of :func:`make_verification_protocol`. With ORL (40 people x 10 photos) each of
 #: the 10 folds has 4 people, i.e. 4 x C(10,2) = 180 possible genuine pairs and 6 x 100 = 600
 #: possible impostor pairs. 30 + 30 per fold gives 600 pairs (LFW View 2 is 6000), balanced
 #: like LFW, about 7-8 genuine pairs per person per fold, and every image in about 3 pairs:
@@ -234,12 +217,10 @@ class VerificationProtocol:
                         lines.append(f"{_token(a.identity)}\t{na}\t{nb}")
                     else:
                         lines.append(f"{_token(a.identity)}\t{na}\t{_token(b.identity)}\t{nb}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write_text(path, "\n".join(lines) + "\n")
         sidecar = {"dataset": self.dataset, "params": self.params}
-        _sidecar(path).write_text(
-            json.dumps(sidecar, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8"
-        )
+        atomic_write_text(_sidecar(path), json.dumps(sidecar, indent=1, sort_keys=True,
+                                                     default=str) + "\n")
         return path
 
     @classmethod
@@ -253,7 +234,7 @@ class VerificationProtocol:
                 names another dataset.
         """
         path = Path(path)
-        protocol = load_lfw_pairs(path, dataset)
+        protocol = read_pairs_txt(path, dataset)
         sidecar = _sidecar(path)
         if sidecar.is_file():
             try:
@@ -418,8 +399,8 @@ def make_verification_protocol(
     )
 
 
-# --- official verification protocols --------------------------------------------------------------
 
+# --- reading pairs.txt -----------------------------------------------------------------------
 
 def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
@@ -442,8 +423,9 @@ def _int(text: str, path: Path, lineno: int, line: str) -> int:
         ) from None
 
 
-def load_lfw_pairs(path: Path | str, dataset: FaceDataset) -> VerificationProtocol:
-    """Read an LFW-format pairs file into a protocol on ``dataset``.
+def read_pairs_txt(path: Path | str, dataset: FaceDataset) -> VerificationProtocol:
+    """Read a pairs file in LFW's format (LFW's own, or one :meth:`VerificationProtocol.save`
+    wrote) into a protocol on ``dataset``.
 
     Formats: ``pairs.txt`` (header ``10 300``: 10 folds, each 300 genuine lines
     ``name n1 n2`` then 300 impostor lines ``name1 n1 name2 n2``), ``pairsDevTrain.txt`` /
@@ -535,304 +517,6 @@ def load_lfw_pairs(path: Path | str, dataset: FaceDataset) -> VerificationProtoc
     )
 
 
-def load_xlfw_pairs(
-    path: Path | str, dataset: FaceDataset, n_folds: int = 10
-) -> VerificationProtocol:
-    """Read a CPLFW / CALFW ``pairs_*.txt`` into a protocol on ``dataset``.
-
-    Format: two consecutive lines ``filename label`` per pair; label ``0`` on both lines
-    marks a different-identity pair, the same positive label on both lines (an identity id)
-    a same-identity pair. The published files hold 3000 + 3000 pairs making 10 folds of 600,
-    in order. Folds are assigned by rank within each class: the i-th genuine pair goes to fold
-    ``i // (n_genuine / n_folds)``, and likewise for impostors. When every block of 600
-    consecutive pairs holds 300 of each (the published layout) this is exactly "fold k =
-    pairs 600k .. 600k+599"; if a file listed all genuine pairs first it would still give 10
-    balanced folds instead of folds of one class.
-
-    Labels come from the file; pairs whose label disagrees with the identities the file names
-    imply are counted in ``params['label_identity_mismatches']`` (0 for consistent files).
-
-    Args:
-        path: the pairs file.
-        dataset: the flat image folder the file names refer to (``xfr_lib.data.benchmarks``).
-        n_folds: number of folds.
-
-    Raises:
-        DatasetError: naming file and line for a malformed line, an odd number of lines, labels
-            that disagree within a pair, a pair count not divisible by ``n_folds``; naming the
-            image for a file name that is not in ``dataset``.
-    """
-    path = Path(path)
-    lines = [(n, line) for n, line in enumerate(_read_lines(path), start=1) if line.strip()]
-    if not lines:
-        raise DatasetError(f"{path} is empty; expected two 'filename label' lines per pair")
-    if len(lines) % 2:
-        raise DatasetError(
-            f"{path} line {lines[-1][0]}: the file has an odd number of lines "
-            f"({len(lines)}); every pair is two 'filename label' lines"
-        )
-    by_name = {image.path.name: i for i, image in enumerate(dataset.images)}
-    entries = []
-    for lineno, line in lines:
-        f = line.split()
-        if len(f) != 2:
-            raise DatasetError(
-                f"{path} line {lineno}: {line.strip()!r} is malformed; expected 'filename label'"
-            )
-        label = _int(f[1], path, lineno, line)
-        if label < 0:
-            raise DatasetError(
-                f"{path} line {lineno}: label {label} is negative; expected 0 "
-                f"(different) or a positive identity id (same)"
-            )
-        name = Path(f[0]).name  # some copies prefix a folder
-        if name not in by_name:
-            raise DatasetError(
-                f"{path} line {lineno}: image {f[0]!r} is not in {dataset.root}; "
-                f"point images= at the folder holding the benchmark's images"
-            )
-        entries.append((lineno, by_name[name], label))
-    pairs, labels = [], []
-    mismatches = 0
-    for (l1, a, la), (l2, b, lb) in zip(entries[0::2], entries[1::2], strict=True):
-        if (la > 0) != (lb > 0) or (la > 0 and la != lb):
-            raise DatasetError(
-                f"{path} lines {l1}-{l2}: labels {la} and {lb} disagree; a pair is "
-                f"two lines with the same label (0 = different, >0 = same)"
-            )
-        same = la > 0
-        mismatches += (dataset.images[a].identity == dataset.images[b].identity) != same
-        pairs.append((a, b))
-        labels.append(same)
-    labels_arr = np.array(labels, dtype=bool)
-    folds = np.empty(len(labels_arr), dtype=np.int64)
-    for cls in (True, False):
-        idx = np.flatnonzero(labels_arr == cls)
-        if len(idx) % n_folds:
-            raise DatasetError(
-                f"{path}: {len(idx)} {'genuine' if cls else 'impostor'} pairs cannot "
-                f"be split into {n_folds} equal folds; pass n_folds= that divides it"
-            )
-        folds[idx] = np.arange(len(idx)) // (len(idx) // n_folds)
-    params = {
-        "kind": "verification",
-        "source": str(path),
-        "format": "xlfw-pairs",
-        "n_folds": n_folds,
-        "genuine_per_fold": int(labels_arr.sum()) // n_folds,
-        "impostor_per_fold": int((~labels_arr).sum()) // n_folds,
-        "label_identity_mismatches": int(mismatches),
-    }
-    return VerificationProtocol(
-        dataset=dataset.name,
-        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
-        labels=labels_arr,
-        folds=folds,
-        params=params,
-    )
-
-
-# --- identification ----------------------------------------------------------------------
-
-
-@dataclass
-class IdentificationProtocol:
-    """A closed-set gallery and its probes, optionally with distractors in the gallery.
-
-    The gallery is ``dataset.images[gallery]`` followed by ``distractors`` (images of people
-    who are never probed, kept as :class:`FaceImage` so the protocol does not need their
-    dataset later). :meth:`gallery_images` returns that combined list; gallery position ``g``
-    in scores and rankings refers to it.
-
-    Attributes:
-        dataset: name of the dataset whose indices ``gallery`` and ``probes`` refer to.
-        gallery: int indices of the dataset's gallery images.
-        probes: int indices of the probe images (disjoint from ``gallery``).
-        distractors: extra gallery images appended after the dataset's.
-        params: how it was made (seed, gallery_per_identity, distractor dataset ...).
-    """
-
-    dataset: str
-    gallery: np.ndarray
-    probes: np.ndarray
-    distractors: list[FaceImage] = field(default_factory=list)
-    params: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.gallery = np.asarray(self.gallery, dtype=np.int64).reshape(-1)
-        self.probes = np.asarray(self.probes, dtype=np.int64).reshape(-1)
-
-    def gallery_images(self, dataset: FaceDataset) -> list[FaceImage]:
-        """The whole gallery: the dataset's gallery images, then the distractors."""
-        return [dataset.images[int(i)] for i in self.gallery] + list(self.distractors)
-
-    def gallery_identities(self, dataset: FaceDataset) -> list[str]:
-        """Identity of each gallery position."""
-        return [im.identity for im in self.gallery_images(dataset)]
-
-    def probe_images(self, dataset: FaceDataset) -> list[FaceImage]:
-        """The probe images, in protocol order."""
-        return [dataset.images[int(i)] for i in self.probes]
-
-    def probe_identities(self, dataset: FaceDataset) -> list[str]:
-        return [im.identity for im in self.probe_images(dataset)]
-
-    def true_match(self, dataset: FaceDataset) -> np.ndarray:
-        """``[n_probes, n_gallery]`` bool: gallery position has the probe's identity."""
-        gallery = np.array(self.gallery_identities(dataset), dtype=object)
-        probes = np.array(self.probe_identities(dataset), dtype=object)
-        return probes[:, None] == gallery[None, :]
-
-    def save(self, path: Path | str, dataset: FaceDataset) -> Path:
-        """Write the protocol as JSON (dataset-relative paths, distractors with identities)."""
-        path = Path(path)
-
-        def rel(p: Path, root: Path) -> str:
-            try:
-                return p.relative_to(root).as_posix()
-            except ValueError:
-                return str(p)
-
-        data = {
-            "dataset": self.dataset,
-            "gallery": [rel(dataset.images[int(i)].path, dataset.root) for i in self.gallery],
-            "probes": [rel(dataset.images[int(i)].path, dataset.root) for i in self.probes],
-            "distractors": [
-                {"path": str(im.path), "identity": im.identity} for im in self.distractors
-            ],
-            "params": self.params,
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-        )
-        return path
-
-    @classmethod
-    def load(cls, path: Path | str, dataset: FaceDataset) -> IdentificationProtocol:
-        """Read a protocol written by :meth:`save`, resolving paths against ``dataset``."""
-        path = Path(path)
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            where = {}
-            for i, im in enumerate(dataset.images):
-                where[str(im.path)] = i
-                try:
-                    where[im.path.relative_to(dataset.root).as_posix()] = i
-                except ValueError:
-                    pass
-
-            def find(p: str) -> int:
-                if p not in where:
-                    raise DatasetError(
-                        f"{path}: image {p!r} is not in dataset {dataset.name!r} at "
-                        f"{dataset.root}; load the protocol with its own dataset"
-                    )
-                return where[p]
-
-            return cls(
-                dataset=data["dataset"],
-                gallery=[find(p) for p in data["gallery"]],
-                probes=[find(p) for p in data["probes"]],
-                distractors=[
-                    FaceImage(Path(d["path"]), d["identity"]) for d in data["distractors"]
-                ],
-                params=data.get("params", {}),
-            )
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DatasetError(
-                f"{path} is not an identification protocol file ({exc}); write it "
-                f"with IdentificationProtocol.save"
-            ) from None
-
-
-def make_identification_protocol(
-    dataset: FaceDataset,
-    gallery_per_identity: int = 1,
-    seed: int = 0,
-    distractors: FaceDataset | None = None,
-    n_distractors: int | None = None,
-) -> IdentificationProtocol:
-    """Split every identity into gallery and probe images; append distractors to the gallery.
-
-    For each identity (natural order), ``gallery_per_identity`` images chosen with the seeded
-    generator go to the gallery and the rest become probes. An identity with no more images
-    than that (e.g. one photo) goes wholly to the gallery, so every probe has its mate there.
-
-    Args:
-        dataset: the labelled images.
-        gallery_per_identity: gallery images per identity (>= 1).
-        seed: seed of every random choice.
-        distractors: a dataset of other people appended to the gallery (never probed).
-        n_distractors: use only this many distractor images (a seeded sample, kept in
-            dataset order); default all.
-
-    Raises:
-        DatasetError: if a distractor identity is also a dataset identity (compared after
-            Unicode/case normalisation), or for impossible sizes.
-    """
-    if gallery_per_identity < 1:
-        raise DatasetError(f"gallery_per_identity={gallery_per_identity}; use 1 or more")
-    rng = np.random.default_rng(seed)
-    gallery: list[int] = []
-    probes: list[int] = []
-    for identity in dataset.identities:
-        idx = dataset.indices_of(identity)
-        if len(idx) <= gallery_per_identity:
-            gallery += idx
-            continue
-        chosen = set(rng.choice(len(idx), size=gallery_per_identity, replace=False).tolist())
-        gallery += [i for k, i in enumerate(idx) if k in chosen]
-        probes += [i for k, i in enumerate(idx) if k not in chosen]
-    extra: list[FaceImage] = []
-    params: dict[str, Any] = {
-        "kind": "identification",
-        "gallery_per_identity": gallery_per_identity,
-        "seed": seed,
-        "dataset_size": len(dataset),
-        "n_identities": len(dataset.identities),
-    }
-    if distractors is not None:
-        check_disjoint(dataset, distractors)
-        keep: Sequence[int] = range(len(distractors))
-        if n_distractors is not None:
-            if not 0 <= n_distractors <= len(distractors):
-                raise DatasetError(
-                    f"n_distractors={n_distractors} but dataset {distractors.name!r} "
-                    f"has {len(distractors)} images; use 0..{len(distractors)}"
-                )
-            keep = sorted(rng.choice(len(distractors), size=n_distractors, replace=False).tolist())
-        extra = [distractors.images[i] for i in keep]
-        params.update(
-            {
-                "distractors": distractors.name,
-                "n_distractors": len(extra),
-                "distractor_root": str(distractors.root),
-            }
-        )
-    return IdentificationProtocol(
-        dataset=dataset.name, gallery=gallery, probes=probes, distractors=extra, params=params
-    )
-
-
-__all__ = [
-    "DEFAULT_GENUINE_PER_FOLD",
-    "DEFAULT_IMPOSTOR_PER_FOLD",
-    "DEFAULT_N_FOLDS",
-    "PROTOCOL_DIR",
-    "SHIPPED",
-    "IdentificationProtocol",
-    "VerificationProtocol",
-    "image_numbers",
-    "load_lfw_pairs",
-    "load_xlfw_pairs",
-    "make_identification_protocol",
-    "make_verification_protocol",
-    "normalize_name",
-    "shipped_protocol",
-    "write_shipped_protocols",
-]
-
 
 # --- protocol files shipped with xfr -----------------------------------------------------------
 
@@ -857,16 +541,12 @@ def shipped_protocol(name: str, dataset: FaceDataset | None = None) -> Verificat
     if name not in SHIPPED:
         raise UnknownNameError("shipped protocol", name, sorted(SHIPPED))
     if dataset is None:
-        from xfr_lib.data.datasets import load_dataset
-
         dataset = load_dataset(SHIPPED[name][0])
     return VerificationProtocol.load(PROTOCOL_DIR / f"{name}_pairs.txt", dataset)
 
 
 def write_shipped_protocols(folder: Path | str = PROTOCOL_DIR) -> list[Path]:
-    """(Re)generate the shipped protocol files: ``python -m xfr_lib.data.protocols``."""
-    from xfr_lib.data.datasets import load_dataset
-
+    """(Re)generate the shipped protocol files: ``python -m xfr_lib.data._verification``."""
     written = []
     for name, (dataset_name, kwargs) in SHIPPED.items():
         dataset = load_dataset(dataset_name)

@@ -72,7 +72,7 @@ def plot_verification(
     figsize: tuple[float, float] = (9.0, 6.4),
     title: str | None = None,
 ) -> Figure:
-    """Figure of a :class:`~xfr_lib.explain.VerificationExplanation`.
+    """Figure of a :class:`~xfr_lib.explainers.VerificationExplanation`.
 
     Rows: image A and image B. Columns: the chip, its similarity overlay, its dissimilarity
     overlay. The title gives method, model, score, threshold and decision; a colour bar gives
@@ -147,7 +147,7 @@ def plot_identification(
     row_height: float = 2.3,
     title: str | None = None,
 ) -> Figure:
-    """Figure of an :class:`~xfr_lib.explain.IdentificationExplanation`: one row per match.
+    """Figure of an :class:`~xfr_lib.explainers.IdentificationExplanation`: one row per match.
 
     Columns: the probe's similarity to this match, the match's chip, the match's similarity
     to the probe (and, with ``dissimilarity=True``, both dissimilarity maps). Row titles give
@@ -221,3 +221,30 @@ def _resize(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
 
     return cv2.resize(m.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def plot_faces(image: Any, faces: list[Any] | None = None, *, figwidth: float = 8.0) -> Figure:
+    """A photo with each detected face boxed and numbered as ``face=k`` / ``--face k`` takes it.
+
+    Args:
+        image: a path or an HxWx3 uint8 RGB photo.
+        faces: the faces (:func:`xfr_lib.faces.list_faces`); detected here if None.
+        figwidth: figure width in inches (the height follows the photo).
+    """
+    from matplotlib.patches import Rectangle
+
+    from xfr_lib.faces import list_faces, load_image
+
+    rgb = load_image(image)
+    faces = list_faces(rgb) if faces is None else faces
+    h, w = rgb.shape[:2]
+    fig, ax = plt.subplots(figsize=(figwidth, figwidth * h / w), layout="constrained")
+    ax.imshow(rgb)
+    for k, face in enumerate(faces):
+        x, y, bw, bh = (float(v) for v in face.box)
+        ax.add_patch(Rectangle((x, y), bw, bh, fill=False, lw=2, color="yellow"))
+        ax.text(x, y, f" {k} ", color="black", backgroundcolor="yellow", fontsize=11,
+                va="bottom", ha="left", fontweight="bold")
+    ax.set_title(f"{len(faces)} face(s); --face k picks face k (0 = the largest)")
+    ax.set_axis_off()
+    return fig

@@ -15,11 +15,12 @@ Layouts:
   trailing ``_<n>.<ext>``. The image folder is ``root`` itself if it holds images, else the
   one sub-folder of ``root`` that does (e.g. ``aligned images/``), else pass ``images=``.
 
-Example:
-    >>> from xfr_lib.data.benchmarks import lfw
-    >>> bench = lfw("~/data/lfw-root", download=True)        # doctest: +SKIP
-    >>> len(bench.dataset), len(bench.protocol)               # doctest: +SKIP
-    (13233, 6000)
+Example (on a machine with the internet; ``tests/test_benchmarks.py`` runs the same code on
+local files in the official formats)::
+
+    from xfr_lib.data import lfw
+    bench = lfw("~/data/lfw-root", download=True)
+    len(bench.dataset), len(bench.protocol)      # (13233, 6000)
 """
 
 from __future__ import annotations
@@ -32,9 +33,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from xfr_lib.data import assets
-from xfr_lib.data.datasets import FaceDataset, FaceImage, _sorted_images, is_image_file, load_folder
-from xfr_lib.data.protocols import VerificationProtocol, load_lfw_pairs, load_xlfw_pairs
+import numpy as np
+
+from xfr_lib.data import _assets as assets
+from xfr_lib.data._datasets import (
+    DATASETS,
+    FaceDataset,
+    FaceImage,
+    _require_dir,
+    _sorted_images,
+    is_image_file,
+)
+from xfr_lib.data._verification import VerificationProtocol, _int, _read_lines, read_pairs_txt
 from xfr_lib.errors import DatasetError, UnknownNameError
 
 #: LFW variant -> (archive file, folder it extracts to).
@@ -210,16 +220,16 @@ def lfw_dataset(
             f"in {root}"
         )
     spec = _benchmark_spec("lfw")
-    found = load_folder(
-        root / folder,
-        name="lfw",
-        description=spec["description"],
-        licence=spec["licence"],
-        citation=spec["citation"],
-    )
-    found.root = root / folder
-    found.params = {"root": str(root), "variant": variant}
-    return found
+    images = [FaceImage(path=p, identity=person.name)
+              for person in (root / folder).iterdir()
+              if person.is_dir() and not person.name.startswith(".")
+              for p in person.iterdir() if is_image_file(p)]
+    if not images:
+        raise DatasetError(f"no LFW images (<Name>/<Name>_<NNNN>.jpg) in {root / folder}; "
+                           f"download and extract LFW there (lfw(..., download=True))")
+    return FaceDataset(name="lfw", images=_sorted_images(images), root=root / folder,
+                       description=spec["description"], licence=spec["licence"],
+                       citation=spec["citation"], params={"root": str(root), "variant": variant})
 
 
 def lfw(
@@ -258,7 +268,7 @@ def lfw(
         raise DatasetError(
             f"LFW pairs file {pairs_path} not found; call lfw(..., download=True) or {hint}"
         )
-    return Benchmark("lfw", dataset, load_lfw_pairs(pairs_path, dataset))
+    return Benchmark("lfw", dataset, read_pairs_txt(pairs_path, dataset))
 
 
 def _image_folder(root: Path, name: str) -> Path:
@@ -332,6 +342,105 @@ def xlfw_dataset(name: str, root: Path | str, images: Path | str | None = None) 
     )
 
 
+def load_xlfw_pairs(
+    path: Path | str, dataset: FaceDataset, n_folds: int = 10
+) -> VerificationProtocol:
+    """Read a CPLFW / CALFW ``pairs_*.txt`` into a protocol on ``dataset``.
+
+    Format: two consecutive lines ``filename label`` per pair; label ``0`` on both lines
+    marks a different-identity pair, the same positive label on both lines (an identity id)
+    a same-identity pair. The published files hold 3000 + 3000 pairs making 10 folds of 600,
+    in order. Folds are assigned by rank within each class: the i-th genuine pair goes to fold
+    ``i // (n_genuine / n_folds)``, and likewise for impostors. When every block of 600
+    consecutive pairs holds 300 of each (the published layout) this is exactly "fold k =
+    pairs 600k .. 600k+599"; if a file listed all genuine pairs first it would still give 10
+    balanced folds instead of folds of one class.
+
+    Labels come from the file; pairs whose label disagrees with the identities the file names
+    imply are counted in ``params['label_identity_mismatches']`` (0 for consistent files).
+
+    Args:
+        path: the pairs file.
+        dataset: the flat image folder the file names refer to (:func:`xfr_lib.data.xlfw_dataset`).
+        n_folds: number of folds.
+
+    Raises:
+        DatasetError: naming file and line for a malformed line, an odd number of lines, labels
+            that disagree within a pair, a pair count not divisible by ``n_folds``; naming the
+            image for a file name that is not in ``dataset``.
+    """
+    path = Path(path)
+    lines = [(n, line) for n, line in enumerate(_read_lines(path), start=1) if line.strip()]
+    if not lines:
+        raise DatasetError(f"{path} is empty; expected two 'filename label' lines per pair")
+    if len(lines) % 2:
+        raise DatasetError(
+            f"{path} line {lines[-1][0]}: the file has an odd number of lines "
+            f"({len(lines)}); every pair is two 'filename label' lines"
+        )
+    by_name = {image.path.name: i for i, image in enumerate(dataset.images)}
+    entries = []
+    for lineno, line in lines:
+        f = line.split()
+        if len(f) != 2:
+            raise DatasetError(
+                f"{path} line {lineno}: {line.strip()!r} is malformed; expected 'filename label'"
+            )
+        label = _int(f[1], path, lineno, line)
+        if label < 0:
+            raise DatasetError(
+                f"{path} line {lineno}: label {label} is negative; expected 0 "
+                f"(different) or a positive identity id (same)"
+            )
+        name = Path(f[0]).name  # some copies prefix a folder
+        if name not in by_name:
+            raise DatasetError(
+                f"{path} line {lineno}: image {f[0]!r} is not in {dataset.root}; "
+                f"point images= at the folder holding the benchmark's images"
+            )
+        entries.append((lineno, by_name[name], label))
+    pairs, labels = [], []
+    mismatches = 0
+    for (l1, a, la), (l2, b, lb) in zip(entries[0::2], entries[1::2], strict=True):
+        if (la > 0) != (lb > 0) or (la > 0 and la != lb):
+            raise DatasetError(
+                f"{path} lines {l1}-{l2}: labels {la} and {lb} disagree; a pair is "
+                f"two lines with the same label (0 = different, >0 = same)"
+            )
+        same = la > 0
+        mismatches += (dataset.images[a].identity == dataset.images[b].identity) != same
+        pairs.append((a, b))
+        labels.append(same)
+    labels_arr = np.array(labels, dtype=bool)
+    folds = np.empty(len(labels_arr), dtype=np.int64)
+    for cls in (True, False):
+        idx = np.flatnonzero(labels_arr == cls)
+        if len(idx) % n_folds:
+            raise DatasetError(
+                f"{path}: {len(idx)} {'genuine' if cls else 'impostor'} pairs cannot "
+                f"be split into {n_folds} equal folds; pass n_folds= that divides it"
+            )
+        folds[idx] = np.arange(len(idx)) // (len(idx) // n_folds)
+    params = {
+        "kind": "verification",
+        "source": str(path),
+        "format": "xlfw-pairs",
+        "n_folds": n_folds,
+        "genuine_per_fold": int(labels_arr.sum()) // n_folds,
+        "impostor_per_fold": int((~labels_arr).sum()) // n_folds,
+        "label_identity_mismatches": int(mismatches),
+    }
+    return VerificationProtocol(
+        dataset=dataset.name,
+        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
+        labels=labels_arr,
+        folds=folds,
+        params=params,
+    )
+
+
+
+
 def _xlfw(
     name: str, root: Path | str, pairs: Path | str | None, images: Path | str | None, n_folds: int
 ) -> Benchmark:
@@ -388,15 +497,19 @@ def calfw(
     return _xlfw("calfw", root, pairs, images, n_folds)
 
 
-__all__ = [
-    "LFW_PAIRS",
-    "LFW_VARIANTS",
-    "Benchmark",
-    "calfw",
-    "cplfw",
-    "download_lfw",
-    "extract_tar",
-    "lfw",
-    "lfw_dataset",
-    "xlfw_dataset",
-]
+@DATASETS.register("lfw")
+def _lfw(root: Path | str | None = None, variant: str = "original", download: bool = False,
+         urls: dict | None = None, progress: bool = True) -> FaceDataset:
+    return lfw_dataset(_require_dir(root, "lfw"), variant=variant, download=download, urls=urls,
+                       progress=progress)
+
+
+@DATASETS.register("cplfw")
+def _cplfw(root: Path | str | None = None, images: Path | str | None = None) -> FaceDataset:
+    return xlfw_dataset("cplfw", _require_dir(root, "cplfw"), images=images)
+
+
+@DATASETS.register("calfw")
+def _calfw(root: Path | str | None = None, images: Path | str | None = None) -> FaceDataset:
+    return xlfw_dataset("calfw", _require_dir(root, "calfw"), images=images)
+

@@ -1,13 +1,13 @@
 """CorrRISE: correlation-based randomized input sampling (Lu, Xu & Ebrahimi, 2023/2024).
 
-For N random patch masks M_k (see :class:`~xfr_lib.explain.masks.PatchMasks`), the pair's
+For N random patch masks M_k (see :class:`~xfr_lib.explainers.PatchMasks`), the pair's
 score is measured with one image masked at a time,
 
     s_A[k] = cos(f(A * M_k), f(B)),    s_B[k] = cos(f(B * M_k), f(A)),
 
 and each pixel's map value is the Pearson correlation, over the N masks, between the score
-and that pixel's mask value. Positive correlation (showing the pixel raises the score) is the
-similarity map; the magnitude of negative correlation is the dissimilarity map.
+and that pixel's mask value: the signed map. Positive correlation (showing the pixel raises the
+score) is the similarity map; the magnitude of negative correlation is the dissimilarity map.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from xfr_lib.errors import XfrError
-from xfr_lib.explain.base import Explainer, SideMaps, register_explainer
-from xfr_lib.explain.masks import (
+from xfr_lib.explainers._api import METHODS
+from xfr_lib.explainers._explainer import Explainer, SignedMaps, check_int, check_number
+from xfr_lib.explainers._masks import (
     PatchMasks,
     check_fill,
     default_patch_size,
@@ -56,7 +57,7 @@ def pearson_map(scores: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Ten
     m_norm = np.sqrt((mc**2).sum(0))
     s_norm = np.sqrt((sc**2).sum(1))
     m_ok = m_norm**2 / n > _MASK_VAR_EPS
-    s_ok = s_norm**2 / n > _SCORE_VAR_EPS
+    s_ok = ~(s_norm**2 / n <= _SCORE_VAR_EPS)  # NaN scores stay NaN: an error, not a zero
     mc = mc / np.where(m_ok, m_norm, 1.0)
     sc = sc / np.where(s_ok, s_norm, 1.0)[:, None]
     r = (sc @ mc) * m_ok[None] * s_ok[:, None]
@@ -109,7 +110,8 @@ class PearsonAccumulator:
         var_h = (self.sum_h2 / n - mean_h**2).clamp_min(0)
         var_s = (self.sum_s2 / n - mean_s**2).clamp_min(0)
         cov = self.sum_sh / n - mean_s[:, None] * mean_h[None]
-        h_ok, s_ok = var_h > _MASK_VAR_EPS, var_s > _SCORE_VAR_EPS
+        # NaN scores stay NaN (the explainer reports them), they are not a constant series.
+        h_ok, s_ok = var_h > _MASK_VAR_EPS, ~(var_s <= _SCORE_VAR_EPS)
         denom = torch.sqrt(var_s[:, None] * var_h[None])
         # corr(s, M) = -corr(s, 1 - M)
         r = torch.where(s_ok[:, None] & h_ok[None], -cov / denom.clamp_min(1e-300), 0.0)
@@ -119,7 +121,7 @@ class PearsonAccumulator:
 def gaussian_regularize(
     correlation: np.ndarray, n: int, sigma: float, z: float
 ) -> np.ndarray:
-    """xfr's "Gaussian regularisation" of a correlation map (used for dissimilarity maps).
+    """xfr's "Gaussian regularisation" of a signed correlation map.
 
     Two steps, both resting on Gaussian models of the map's noise:
 
@@ -133,10 +135,12 @@ def gaussian_regularize(
        correlations the N masks cannot tell from 0 vanish and the rest shrink by the noise
        level. (Smoothing lowers the noise further, so this threshold is conservative.)
 
-    Why for dissimilarity maps: on a matching pair hardly any region lowers the score, and the
-    negative correlations are mostly sampling noise that plots as confident-looking blobs.
-    The journal version of CorrRISE reports that a "Gaussian regularisation" improves
-    dissimilarity maps without defining it; this is xfr's definition.
+    Why: on a matching pair hardly any region lowers the score, and the negative correlations
+    are mostly sampling noise that plots as confident-looking blobs. The journal version of
+    CorrRISE reports that a "Gaussian regularisation" improves dissimilarity maps; its
+    definition is not given in the material available to us (a summary of the journal paper),
+    so this is xfr's definition. It acts on the whole signed map, so the similarity maps are
+    smoothed and shrunk too; being strong on matching pairs, they change little.
 
     Args:
         correlation: ``[H, W]`` signed correlations.
@@ -156,7 +160,7 @@ def gaussian_regularize(
     return r
 
 
-@register_explainer
+@METHODS.register("corrrise")
 class CorrRISE(Explainer):
     """CorrRISE (Lu, Xu & Ebrahimi, "Towards visual saliency explanations of face
     verification", WACV-W 2024; journal version arXiv:2407.05983).
@@ -173,26 +177,33 @@ class CorrRISE(Explainer):
             input (40 px for the 150 px dlib chips). Recorded as the resolved value.
         low (0.0), high (1.0): range of the patches' uniform random values.
         seed (0): seed of the masks (and of the noise fill).
-        fill ("zero"): what a hidden pixel shows: "zero" (black, the paper's multiplicative
-            masking), "mean", "blur" (Gaussian, patch_size / 4 px), "noise" or a grey level in
-            [0, 1]. Multiplicative masks cannot see a black occluder (hiding black changes
+        fill ("zero"): what a hidden pixel shows. The paper says the masks multiply the
+            input image, which is "zero" (black) on [0, 1] pixels; RISE's reference code
+            multiplies the normalised tensor, which shows mid-grey instead: "grey" (0.5).
+            Also "mean", "blur" (Gaussian, patch_size / 4 px), "noise" or a grey level in
+            [0, 1]. Black masks cannot see a black occluder (hiding black with black changes
             nothing); other fills can.
-        regularize (None): None (the paper's conference algorithm) or "gaussian": apply
-            :func:`gaussian_regularize` to the correlation before taking its negative part
-            (the dissimilarity maps only; similarity maps are never regularised).
+        regularize (None): None (the paper's conference algorithm) or "gaussian": the signed
+            map is :func:`gaussian_regularize` of the correlation (xfr's definition; the
+            journal's is not given in the material available to us).
         sigma (None): smoothing of "gaussian" in px; None = patch_size / 4.
         z (2.0): shrinkage of "gaussian", in standard errors of the correlation.
         batch_size (32): masked chips per forward pass.
         progress (False): show a tqdm progress bar.
 
-    ``extras`` of a verification result: ``correlation_a``/``_b`` (signed maps) and
-    ``scores_a``/``_b`` (the N masked scores).
+    ``extras`` of a verification result: ``correlation_a``/``_b`` (the plain correlation,
+    also when regularised) and ``scores_a``/``_b`` (the N masked scores).
 
     Example:
-        >>> expl = explain("corrrise", model, "a.jpg", "b.jpg", n=500, seed=0)  # doctest: +SKIP
+        >>> import torch
+        >>> from xfr_lib.models import load_model
+        >>> model = load_model("sface")
+        >>> chips = torch.rand(2, 3, 112, 112)  # two aligned chips (noise, for speed)
+        >>> maps = CorrRISE(model, n=16, seed=0).signed_maps(chips[0], model.embed(chips[1:]))
+        >>> maps.signed.shape, float(abs(maps.signed).max()) <= 1.0
+        ((1, 112, 112), True)
     """
 
-    name = "corrrise"
     summary = "Pearson correlation between random patch masks and the pair's score"
     defaults: ClassVar[dict[str, Any]] = {
         "n": 500,
@@ -215,18 +226,16 @@ class CorrRISE(Explainer):
             params["patch_size"] = default_patch_size(h, w)
         if params["sigma"] is None:
             params["sigma"] = params["patch_size"] / 4.0
-        _check_int(params, "n", 4, "at least 4 masks (Pearson correlation and its standard error)")
-        _check_int(params, "n_patches", 0, "0 or more patches")
-        _check_int(params, "patch_size", 1, "a positive side in px")
-        _check_int(params, "batch_size", 1, "a positive batch size")
-        _check_int(params, "seed", 0, "a non-negative integer seed")
+        check_int(params, "n", 4, "at least 4 masks (Pearson correlation and its standard error)")
+        check_int(params, "n_patches", 0, "0 or more patches")
+        check_int(params, "patch_size", 1, "a positive side in px")
+        check_int(params, "batch_size", 1, "a positive batch size")
+        check_int(params, "seed", 0, "a non-negative integer seed")
         params["fill"] = check_fill(params["fill"])
         if params["regularize"] not in (None, "gaussian"):
             raise XfrError(f"regularize={params['regularize']!r}: use None or 'gaussian'")
         for key in ("sigma", "z", "low", "high"):
-            if not isinstance(params[key], (int, float)) or params[key] < 0:
-                raise XfrError(f"{key}={params[key]!r} must be a non-negative number")
-            params[key] = float(params[key])
+            check_number(params, key, 0.0, math.inf, "a non-negative number")
         params["progress"] = bool(params["progress"])
         # PatchMasks checks low/high; build one now so bad values fail before any work.
         self._masks(params)
@@ -240,7 +249,7 @@ class CorrRISE(Explainer):
             seed=params["seed"],
         )
 
-    def side_maps(self, image: torch.Tensor, references: torch.Tensor) -> SideMaps:
+    def signed_maps(self, image: torch.Tensor, references: torch.Tensor) -> SignedMaps:
         p = self.params
         masks = self._masks(p)
         fill = fill_image(image, p["fill"], seed=p["seed"], sigma=p["patch_size"] / 4.0)
@@ -254,19 +263,9 @@ class CorrRISE(Explainer):
             scores.append(s)
         corr = acc.result()
         all_scores = torch.cat(scores, dim=1).numpy()
-        sim = np.maximum(corr, 0.0)
+        signed = corr
         if p["regularize"] == "gaussian":
-            reg = np.stack([gaussian_regularize(c, p["n"], p["sigma"], p["z"]) for c in corr])
-        else:
-            reg = corr
-        dis = np.maximum(-reg, 0.0)
+            signed = np.stack([gaussian_regularize(c, p["n"], p["sigma"], p["z"]) for c in corr])
         extras = [{"correlation": corr[r].astype(np.float32), "scores": all_scores[r]}
                   for r in range(len(references))]
-        return SideMaps(sim.astype(np.float32), dis.astype(np.float32), extras)
-
-
-def _check_int(params: dict[str, Any], key: str, minimum: int, what: str) -> None:
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise XfrError(f"{key}={value!r} is invalid; use {what}")
-    params[key] = int(value)
+        return SignedMaps(signed, extras)

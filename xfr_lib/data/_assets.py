@@ -39,6 +39,7 @@ import platformdirs
 import yaml
 from tqdm.auto import tqdm
 
+from xfr_lib._io import sha256_file
 from xfr_lib.errors import AssetError, UnknownNameError
 
 CACHE_ENV = "XFR_CACHE"
@@ -112,14 +113,6 @@ def fetch(names: Iterable[str] | None = None, progress: bool = True) -> list[Pat
     """Fetch and verify the named assets (all of them by default)."""
     names = list(names) if names is not None else list_assets()
     return [asset_dir(n) for n in tqdm(names, desc="assets", unit="asset", disable=not progress)]
-
-
-def sha256_file(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tree_sha256(root: Path | str) -> tuple[str, int]:

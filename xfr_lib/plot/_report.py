@@ -11,15 +11,15 @@ leaves a truncated report.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from xfr_lib.explain.base import IdentificationExplanation, VerificationExplanation
+from xfr_lib._io import atomic_write, atomic_write_text
+from xfr_lib.explainers import IdentificationExplanation, VerificationExplanation
+from xfr_lib.plot._saliency import plot_identification, plot_verification
 
 
 def save_verification_report(
@@ -42,8 +42,6 @@ def save_verification_report(
     Returns:
         ``{"figure": png path, "json": json path}`` (plus ``"maps"`` with ``save_maps``).
     """
-    from xfr_lib.plot.saliency import plot_verification
-
     stem = stem or f"verification_{expl.method}"
     record = expl.to_dict()
     arrays = {**expl.maps, "chip_a": expl.chip_a, "chip_b": expl.chip_b}
@@ -73,8 +71,6 @@ def save_identification_report(
     Returns:
         ``{"figure": png path, "json": json path}`` (plus ``"maps"`` with ``save_maps``).
     """
-    from xfr_lib.plot.saliency import plot_identification
-
     stem = stem or f"identification_{expl.method}"
     arrays: dict[str, np.ndarray] = {"probe_chip": expl.probe_chip}
     for m in expl.matches:
@@ -99,28 +95,12 @@ def _save(
     paths = {"figure": out / f"{stem}.png", "json": out / f"{stem}.json"}
     fig = make_figure()
     try:
-        _atomic_write(paths["figure"], lambda f: fig.savefig(f, format="png", dpi=dpi), binary=True)
+        atomic_write(paths["figure"], lambda f: fig.savefig(f, format="png", dpi=dpi))
     finally:
         plt.close(fig)
-    text = json.dumps(record, indent=2, allow_nan=False) + "\n"
-    _atomic_write(paths["json"], lambda f: f.write(text), binary=False)
+    atomic_write_text(paths["json"], json.dumps(record, indent=2, allow_nan=False) + "\n")
     if arrays is not None:
         paths["maps"] = out / f"{stem}.npz"
-        _atomic_write(paths["maps"], lambda f: np.savez_compressed(f, **arrays), binary=True)
+        atomic_write(paths["maps"], lambda f: np.savez_compressed(f, **arrays))
     return paths
 
-
-def _atomic_write(path: Path, write: Callable[[IO], Any], *, binary: bool) -> None:
-    # Same folder as the target, so the final os.replace is an atomic rename.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        kwargs = {} if binary else {"encoding": "utf-8"}
-        with os.fdopen(fd, "wb" if binary else "w", **kwargs) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,7 +1,7 @@
 """Synthetic occluders drawn onto aligned chips, with their ground-truth masks.
 
 An occluder is placed from the 68 dlib landmarks in chip coordinates
-(:attr:`xfr_lib.faces.align.AlignedFace.landmarks`, or ``EmbeddingSet.landmarks``), so it
+(:attr:`xfr_lib.faces.AlignedFace.landmarks`, or ``EmbeddingSet.landmarks``), so it
 lands on the same facial part whatever the face's size or roll:
 
 * ``"sunglasses"``: a band along the eye line covering both eyes, from temple to temple.
@@ -41,7 +41,7 @@ import numpy as np
 from xfr_lib.errors import ImageError, UnknownNameError, XfrError
 
 OCCLUDER_KINDS = ("sunglasses", "mask", "patch")
-FILLS = ("black", "grey", "texture", "photo")
+OCCLUDER_FILLS = ("black", "grey", "texture", "photo")
 
 # 68-point indices (iBUG 300-W order).
 _JAW = slice(0, 17)
@@ -151,7 +151,7 @@ def _photo(source: np.ndarray, shape: tuple[int, int], rng: np.random.Generator)
     return np.ascontiguousarray(src[top:top + h, left:left + w])
 
 
-def fill_image(fill: str, shape: tuple[int, int], seed: int = 0,
+def occluder_content(fill: str, shape: tuple[int, int], seed: int = 0,
                source: np.ndarray | None = None) -> np.ndarray:
     """The ``HxWx3`` uint8 content an occluder is cut from.
 
@@ -161,8 +161,8 @@ def fill_image(fill: str, shape: tuple[int, int], seed: int = 0,
         seed: seed for ``"texture"`` and for the crop position of ``"photo"``.
         source: the image a ``"photo"`` fill is cut from (HxWx3 uint8 RGB).
     """
-    if fill not in FILLS:
-        raise UnknownNameError("occluder fill", fill, FILLS)
+    if fill not in OCCLUDER_FILLS:
+        raise UnknownNameError("occluder fill", fill, OCCLUDER_FILLS)
     h, w = int(shape[0]), int(shape[1])
     rng = np.random.default_rng(seed)
     if fill == "black":
@@ -186,7 +186,7 @@ def occlude(chip: np.ndarray, landmarks: np.ndarray, kind: str = "sunglasses",
         chip: ``HxWx3`` uint8 RGB aligned chip.
         landmarks: ``[68, 2]`` landmarks of that chip, in chip coordinates.
         kind: ``"sunglasses"``, ``"mask"`` or ``"patch"`` (see :func:`occluder_region`).
-        fill: ``"black"``, ``"grey"``, ``"texture"`` or ``"photo"`` (see :func:`fill_image`).
+        fill: ``"black"``, ``"grey"``, ``"texture"`` or ``"photo"`` (see :func:`occluder_content`).
         seed: seed of the fill's random choices (texture, photo crop).
         source: image for ``fill="photo"``.
         **region: geometry options of :func:`occluder_region` (``landmark``, ``size``,
@@ -201,7 +201,7 @@ def occlude(chip: np.ndarray, landmarks: np.ndarray, kind: str = "sunglasses",
         raise ImageError(f"chip must be an HxWx3 uint8 RGB array, got {img.dtype} "
                          f"{list(img.shape)}; use AlignedFace.chip or EmbeddingSet.chips[i]")
     mask = occluder_region(kind, landmarks, img.shape[:2], **region)
-    content = fill_image(fill, img.shape[:2], seed=seed, source=source)
+    content = occluder_content(fill, img.shape[:2], seed=seed, source=source)
     out = np.where(mask[..., None], content, img)
     return np.ascontiguousarray(out), mask
 

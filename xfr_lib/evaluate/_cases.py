@@ -1,7 +1,7 @@
 """The pairs worth explaining: a model's errors and its narrowest correct decisions.
 
 Given the scores and labels of a verification protocol and a threshold (accept when
-``score >= threshold``, as :meth:`xfr_lib.models.base.FaceModel.decide`), three kinds of
+``score >= threshold``, as :meth:`xfr_lib.models.FaceModel.decide`), three kinds of
 cases are picked:
 
 * ``false_match``: impostor pairs accepted, highest score first (the closest impostors);

@@ -7,18 +7,25 @@ Each model also knows how its chips are made (:meth:`FaceModel.align`) and which
 convolutional layers CAM-style explainers may use (:attr:`FaceModel.cam_layers`).
 
 Black-box explainers need only ``embed`` and ``input_size``; anything with those two works.
+Models register themselves in :data:`MODELS` (``@MODELS.register("name")``); importing
+:mod:`xfr_lib.models` imports each model module, so the table is full.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xfr_lib._registry import Registry
 from xfr_lib.errors import UnknownNameError
+from xfr_lib.faces import FaceChoice, align_face, chip_to_tensor
+
+#: Face-recognition model classes by name; each has a ``pretrained()`` constructor.
+MODELS: Registry = Registry("model")
 
 
 class FaceModel(nn.Module):
@@ -31,7 +38,7 @@ class FaceModel(nn.Module):
         input_size: ``(height, width)`` of the aligned chip.
         embedding_dim: length of the embedding.
         threshold: decision threshold on cosine similarity (accept if ``score >= threshold``).
-        alignment: how chips are made, a key of ``xfr_lib.faces.align.ALIGNMENTS``.
+        alignment: how chips are made, a key of ``xfr_lib.faces.ALIGNMENTS``.
         cam_layers: label -> dotted module path of convolutional layers usable by CAM methods,
             ordered from finest to coarsest spatial resolution.
     """
@@ -61,7 +68,7 @@ class FaceModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return model_device(self)
 
     def layer(self, label: str) -> nn.Module:
         """The module behind a CAM layer label (or a dotted module path)."""
@@ -71,19 +78,21 @@ class FaceModel(nn.Module):
         except AttributeError:
             raise UnknownNameError(f"layer of {self.name}", label, list(self.cam_layers)) from None
 
-    def align_face(self, image):
-        """Detect the largest face in ``image`` (path or HxWx3 uint8 RGB) and align it.
+    def align_face(self, image, face: FaceChoice = None):
+        """Detect the faces in ``image`` (path or HxWx3 uint8 RGB) and align one for this model.
 
-        Returns an :class:`xfr_lib.faces.align.AlignedFace` (chip, 68 landmarks in chip
-        coordinates, the detection, how many faces there were).
+        Args:
+            image: the photo.
+            face: which face (see :func:`xfr_lib.faces.align_face`; None = the largest).
+
+        Returns an :class:`xfr_lib.faces.AlignedFace` (chip, 68 landmarks in chip coordinates,
+        the detection, how many faces there were).
         """
-        from xfr_lib.faces.align import align_face
+        return align_face(image, self.alignment, self.input_size, face=face)
 
-        return align_face(image, self.alignment, self.input_size)
-
-    def align(self, image) -> torch.Tensor:
+    def align(self, image, face: FaceChoice = None) -> torch.Tensor:
         """The aligned chip of ``image`` as a ``[3, H, W]`` float tensor in [0, 1] (RGB)."""
-        return chip_to_tensor(self.align_face(image).chip)
+        return chip_to_tensor(self.align_face(image, face).chip)
 
     @torch.no_grad()
     def score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -100,29 +109,41 @@ class FaceModel(nn.Module):
         return f"name={self.name!r}, input_size={self.input_size}, threshold={self.threshold}"
 
 
-def chip_to_tensor(chip: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 RGB -> [3, H, W] float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(chip)).permute(2, 0, 1).float().div_(255.0)
+def model_device(model: Any) -> torch.device:
+    """The device of a model's parameters (or buffers); CPU for a model without either."""
+    for tensors in ("parameters", "buffers"):
+        get = getattr(model, tensors, None)
+        if callable(get):
+            for t in get():
+                return t.device
+    return torch.device("cpu")
 
 
-def tensor_to_chip(x: torch.Tensor) -> np.ndarray:
-    """[3, H, W] float in [0, 1] -> HxWx3 uint8 RGB."""
-    return (x.detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+@torch.no_grad()
+def embed(model: Any, chips: torch.Tensor | np.ndarray, batch_size: int = 32) -> torch.Tensor:
+    """L2-normalised embeddings ``[N, D]`` (float32, CPU) of aligned chips, in batches.
 
-
-_REGISTRY: dict[str, type[FaceModel]] = {}
-
-
-def register_model(cls: type[FaceModel]) -> type[FaceModel]:
-    """Class decorator: make a model available to :func:`load_model` under ``cls.name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
+    Args:
+        model: anything with ``embed(x)`` for ``[B, 3, H, W]`` floats in [0, 1].
+        chips: ``[N, 3, H, W]`` float tensor in [0, 1], or ``[N, H, W, 3]`` uint8 array
+            (converted batch by batch, so a large set is never held as floats).
+        batch_size: chips per forward pass.
+    """
+    device = model_device(model)
+    out = []
+    for start in range(0, len(chips), batch_size):
+        batch = chips[start:start + batch_size]
+        x = chip_to_tensor(batch) if isinstance(batch, np.ndarray) else batch
+        emb = model.embed(x.to(device)).float()
+        out.append(F.normalize(emb, dim=1).cpu())
+    if not out:
+        return torch.zeros((0, int(getattr(model, "embedding_dim", 0))))
+    return torch.cat(out)
 
 
 def list_models() -> list[str]:
     """Names of the available face-recognition models."""
-    _import_models()
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def load_model(name: str, device: str | torch.device = "cpu") -> FaceModel:
@@ -132,12 +153,4 @@ def load_model(name: str, device: str | torch.device = "cpu") -> FaceModel:
         name: one of :func:`list_models`.
         device: torch device (``"cpu"``, ``"cuda"``, ...).
     """
-    _import_models()
-    if name not in _REGISTRY:
-        raise UnknownNameError("model", name, sorted(_REGISTRY))
-    return _REGISTRY[name].pretrained().to(device).eval()
-
-
-def _import_models() -> None:
-    # Model modules register themselves on import; importing here keeps `import xfr_lib` light.
-    from xfr_lib.models import dlib_resnet, sface  # noqa: F401
+    return MODELS.get(name).pretrained().to(device).eval()

@@ -2,12 +2,12 @@
 
 Every function draws into ``ax`` (a new figure if None), labels its axes with units, adds a
 legend naming each model, and returns the Axes. Inputs are the outputs of
-:mod:`xfr_lib.evaluate.metrics` (``roc`` / ``cmc`` DataFrames, ``VerificationResult``). The
-functions do not change matplotlib's global style; call :func:`xfr_lib.plot.style.set_theme`
+:mod:`xfr_lib.evaluate` (``roc`` / ``cmc`` DataFrames, ``VerificationResult``). The
+functions do not change matplotlib's global style; call :func:`xfr_lib.plot.set_theme`
 for that.
 
 >>> import numpy as np
->>> from xfr_lib.evaluate.metrics import roc
+>>> from xfr_lib.evaluate import roc
 >>> rng = np.random.default_rng(0)
 >>> labels = rng.random(2000) < 0.5
 >>> scores = rng.normal(labels * 2.0, 1.0)
@@ -28,20 +28,12 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 from scipy.stats import norm
 
-from xfr_lib.evaluate.metrics import (
+from xfr_lib.evaluate import (
     VerificationResult,
-    _check_scores_labels,
-    _eer_from_curve,
+    check_scores_labels,
+    eer_from_curve,
 )
-from xfr_lib.plot.style import palette
-
-__all__ = [
-    "plot_cmc",
-    "plot_det",
-    "plot_fold_accuracies",
-    "plot_roc",
-    "plot_score_distributions",
-]
+from xfr_lib.plot._style import palette
 
 # Rates that get a tick on DET axes (as fractions).
 # decades only in the tails, where the probit scale squeezes them together.
@@ -67,11 +59,11 @@ def _check_curves(curves: Mapping[str, pd.DataFrame], columns: tuple[str, ...], 
         missing = [c for c in columns if c not in df.columns]
         if missing:
             raise ValueError(f"{kind} curve {name!r} lacks columns {missing}; "
-                             f"make it with xfr_lib.evaluate.metrics.{kind}()")
+                             f"make it with xfr_lib.evaluate.{kind}()")
 
 
 def _curve_eer(df: pd.DataFrame) -> float:
-    return _eer_from_curve(df["threshold"].to_numpy(), df["fmr"].to_numpy(),
+    return eer_from_curve(df["threshold"].to_numpy(), df["fmr"].to_numpy(),
                            df["fnmr"].to_numpy()).eer
 
 
@@ -97,7 +89,7 @@ def plot_score_distributions(scores, labels, threshold: float | None = None,
     Returns:
         The Axes.
     """
-    s, y = _check_scores_labels(scores, labels)
+    s, y = check_scores_labels(scores, labels)
     ax = _axes(ax)
     edges = np.histogram_bin_edges(s, bins=bins)
     colours = palette(2)

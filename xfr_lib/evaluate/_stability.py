@@ -2,8 +2,9 @@
 
 Two measures, both on the flattened maps:
 
-* :func:`spearman`: Spearman rank correlation (Pearson correlation of the ranks, ties get
-  their average rank), in [-1, 1]; 1 = the same ordering of pixels.
+* :func:`spearman`: Spearman rank correlation (:func:`scipy.stats.spearmanr`: Pearson
+  correlation of the ranks, ties get their average rank), in [-1, 1]; 1 = the same ordering
+  of pixels; NaN when a map is constant.
 * :func:`top_k_iou`: intersection over union of the top ``frac`` of pixels of each map
   (the pixels a reader's eye goes to); ties at the cut are broken by pixel index, and pixels
   at the map's minimum never count (a sparse map, e.g. a dissimilarity map that is zero
@@ -12,32 +13,30 @@ Two measures, both on the flattened maps:
 
 :func:`seed_stability` runs an explainer once per seed and compares every pair of runs;
 :func:`map_agreement` compares the maps of two explanations (e.g. trained vs randomised model,
-the sanity check of Adebayo et al. 2018, with the model from :func:`randomized_copy`).
+the sanity check of Adebayo et al. 2018, with the model from
+:func:`xfr_lib.evaluate.randomized_copy`).
 
 Example:
     >>> import numpy as np
     >>> m = np.arange(100.0).reshape(10, 10)
-    >>> spearman(m, m), top_k_iou(m, m, 0.1), round(spearman(m, -m), 6)
+    >>> round(spearman(m, m), 6), top_k_iou(m, m, 0.1), round(spearman(m, -m), 6)
     (1.0, 1.0, -1.0)
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from scipy.stats import rankdata
+from scipy.stats import spearmanr
 
 from xfr_lib.errors import XfrError
-
-#: The four maps of a verification explanation.
-VERIFICATION_MAPS = ("similarity_a", "dissimilarity_a", "similarity_b", "dissimilarity_b")
+from xfr_lib.explainers import MAP_NAMES
 
 
 def _pair(map1, map2) -> tuple[np.ndarray, np.ndarray]:
@@ -61,13 +60,11 @@ def spearman(map1: np.ndarray, map2: np.ndarray) -> float:
         map2: second map, same shape.
     """
     a, b = _pair(map1, map2)
-    ra, rb = rankdata(a), rankdata(b)
-    ra -= ra.mean()
-    rb -= rb.mean()
-    denom = math.sqrt(float(ra @ ra) * float(rb @ rb))
-    if denom == 0:
-        return float("nan")
-    return float(np.clip((ra @ rb) / denom, -1.0, 1.0))
+    if a.min() == a.max() or b.min() == b.max():
+        return float("nan")  # a constant map has no order to compare
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(np.clip(spearmanr(a, b).statistic, -1.0, 1.0))
 
 
 def top_k_mask(saliency_map: np.ndarray, frac: float = 0.1) -> np.ndarray:
@@ -119,7 +116,7 @@ def _get_map(explanation: Any, name: str) -> np.ndarray:
     return np.asarray(getattr(explanation, name))
 
 
-def map_agreement(expl1: Any, expl2: Any, maps: Sequence[str] = VERIFICATION_MAPS,
+def map_agreement(expl1: Any, expl2: Any, maps: Sequence[str] = MAP_NAMES,
                   frac: float = 0.1) -> pd.DataFrame:
     """Spearman and top-``frac`` IoU between same-named maps of two explanations.
 
@@ -140,14 +137,14 @@ def map_agreement(expl1: Any, expl2: Any, maps: Sequence[str] = VERIFICATION_MAP
 
 
 def seed_stability(explain_fn: Callable[[int], Any], seeds: Iterable[int],
-                   maps: Sequence[str] = VERIFICATION_MAPS, frac: float = 0.1,
+                   maps: Sequence[str] = MAP_NAMES, frac: float = 0.1,
                    explanations: dict[int, Any] | None = None) -> pd.DataFrame:
     """Pairwise agreement of the maps an explainer gives with different seeds.
 
     Args:
         explain_fn: ``seed -> explanation`` (an object with the maps as attributes, or a
             mapping name -> map), e.g. ``lambda s: xfr_lib.explain("corrrise", model, a, b,
-            seed=s, n_masks=200)``.
+            seed=s, n=200)``.
         seeds: at least two distinct seeds.
         maps: names of the maps to compare.
         frac: fraction of pixels for :func:`top_k_iou`.
@@ -170,47 +167,3 @@ def seed_stability(explain_fn: Callable[[int], Any], seeds: Iterable[int],
             rows.append({"map": name, "seed_1": s1, "seed_2": s2, "spearman": spearman(m1, m2),
                          "iou": top_k_iou(m1, m2, frac)})
     return pd.DataFrame(rows, columns=["map", "seed_1", "seed_2", "spearman", "iou"])
-
-
-def randomized_copy(model: torch.nn.Module, seed: int = 0, top: int | None = None) -> torch.nn.Module:
-    """A copy of ``model`` whose learned layers are re-initialised (the sanity-check model).
-
-    Every module with a ``reset_parameters`` method (convolutions, linear layers, PReLU, batch
-    norm, ...) is reset to PyTorch's default initialisation for its type: Kaiming-uniform
-    weights (``a = sqrt(5)``) and uniform biases for convolutions and linear layers, scale 1 and
-    shift 0 for normalisation layers, 0.25 for PReLU. Buffers that are not learned (e.g. the
-    input mean) are kept. This is Adebayo et al.'s "re-initialise" randomisation, not a
-    shuffle of the trained weights.
-
-    Args:
-        model: a face model (left unchanged).
-        seed: seed of the new weights (drawn inside ``torch.random.fork_rng``, so the global
-            torch random state is not touched).
-        top: cascading randomisation: reset only the last ``top`` resettable modules in
-            ``model.modules()`` order (the layers nearest the output); None resets all.
-
-    Returns:
-        The randomised copy, in eval mode, on the model's device.
-    """
-    clone = copy.deepcopy(model)
-    layers = [m for m in clone.modules()
-              if m is not clone and callable(getattr(m, "reset_parameters", None))]
-    if not layers:
-        raise XfrError(f"{type(model).__name__} has no layer with reset_parameters(); nothing "
-                       f"to randomise")
-    if top is not None:
-        if int(top) != top or top < 1:
-            raise XfrError(f"top={top} must be a positive number of layers (or None for all)")
-        layers = layers[-int(top):]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            for m in layers:
-                m.reset_parameters()
-    return clone.eval()
-
-
-def resettable_layers(model: torch.nn.Module) -> list[str]:
-    """Names of the modules :func:`randomized_copy` resets, input side first."""
-    return [name for name, m in model.named_modules()
-            if m is not model and callable(getattr(m, "reset_parameters", None))]
