@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from xfr_lib.models.dlib_resnet import DlibResNet29
+from xfr_lib.models import DlibResNet29
 
 VARIANTS = {
     "affine separate, NCHW": {"fuse_affine": False, "channels_last": False},

@@ -16,8 +16,9 @@ import time
 import torch
 
 import xfr_lib
+from xfr_lib import evaluate as metrics
 from xfr_lib.data import make_identification_protocol, make_verification_protocol
-from xfr_lib.evaluate import embed_dataset, metrics
+from xfr_lib.evaluate import embed_dataset
 
 
 def throughput(model, batch: int, repeats: int) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -97,13 +99,60 @@ def test_unknown_asset_name():
         assets.asset_dir("nope")
 
 
-def test_download_url_verifies_and_is_atomic(tmp_path):
-    src = tmp_path / "src.bin"
-    src.write_bytes(b"lfw-like payload" * 1000)
+@pytest.fixture
+def http_folder(tmp_path, monkeypatch):
+    """A folder served over HTTP on 127.0.0.1, as a mirror would: ``(folder, url of name,
+    list of requested paths)``."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # never send the test's requests to a proxy
+    folder = tmp_path / "served"
+    folder.mkdir()
+    asked = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            asked.append(self.path)
+            super().do_GET()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, lambda name: f"http://127.0.0.1:{server.server_port}/{name}", asked
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_download_url_verifies_and_is_atomic(tmp_path, http_folder):
+    folder, url, asked = http_folder
+    src = folder / "src.bin"
+    src.write_bytes(b"lfw-like payload" * 100_000)
     good = assets.sha256_file(src)
-    dest = tmp_path / "out" / "pairs.txt"
-    assert assets.download_url(src.as_uri(), dest, good, progress=False).read_bytes() == src.read_bytes()
-    bad_dest = tmp_path / "out" / "other.txt"
-    with pytest.raises(AssetError, match="checksum mismatch"):
-        assets.download_url(src.as_uri(), bad_dest, "1" * 64, progress=False)
-    assert not bad_dest.exists() and not list(bad_dest.parent.glob(".other.txt*"))
+    out = tmp_path / "out"
+    dest = out / "pairs.txt"
+    assert assets.download_url(url("src.bin"), dest, good, progress=False) == dest
+    assert dest.read_bytes() == src.read_bytes() and asked == ["/src.bin"]
+    # present and verified: not downloaded again
+    assert assets.download_url(url("src.bin"), dest, good, progress=False) == dest
+    assert asked == ["/src.bin"]
+    # a checksum mismatch: one line naming the file, nothing kept, no temporary file
+    bad_dest = out / "other.txt"
+    with pytest.raises(AssetError, match="checksum mismatch for other.txt") as info:
+        assets.download_url(url("src.bin"), bad_dest, "1" * 64, progress=False)
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in out.iterdir()) == ["pairs.txt"]
+
+
+def test_download_url_failures_are_one_line(tmp_path, http_folder):
+    _, url, _ = http_folder
+    dest = tmp_path / "out" / "x.txt"
+    with pytest.raises(AssetError, match=r"could not download .*x\.txt.*404") as info:
+        assets.download_url(url("x.txt"), dest, None, progress=False)
+    assert "\n" not in str(info.value) and list(dest.parent.iterdir()) == []
+    with pytest.raises(AssetError, match="pooch downloads only http"):
+        assets.download_url((tmp_path / "x.txt").as_uri(), dest, None, progress=False)

@@ -1,11 +1,15 @@
-"""Benchmarks: LFW download (file:// URLs) with checksum and safe extraction, LFW pairs files,
-and CPLFW / CALFW folders, all on tiny trees written in the official formats."""
+"""Benchmarks: LFW download (served over HTTP from 127.0.0.1, as by a mirror) with checksum and
+safe extraction, LFW pairs files, and CPLFW / CALFW folders, all on tiny trees written in the
+official formats."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import tarfile
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +59,57 @@ def _lfw_archive(path: Path, top: str = "lfw") -> Path:
     return path
 
 
+class Mirror:
+    """Files of ``folder`` served over HTTP on 127.0.0.1; ``requests`` lists the paths asked.
+
+    ``/cut/<name>`` serves ``<name>`` with its full Content-Length but only half its bytes, then
+    closes the connection: a transfer interrupted half-way.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder, self.requests = folder, []
+        mirror = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+            def do_GET(self):
+                mirror.requests.append(self.path)
+                if not self.path.startswith("/cut/"):
+                    return super().do_GET()
+                data = (folder / self.path.removeprefix("/cut/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.close_connection = True
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/{name}"
+
+    def source(self, name: str) -> dict:
+        """``{"url", "sha256"}`` of a served file, as in the manifest."""
+        return {"url": self.url(name), "sha256": _sha(self.folder / name)}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
 @pytest.fixture
-def server(tmp_path):
-    """A 'remote' folder with lfw.tgz, lfw-funneled.tgz, pairs.txt, reached via file:// URLs."""
+def mirror(tmp_path, monkeypatch):
+    """A mirror serving lfw.tgz, lfw-funneled.tgz, pairs.txt and pairsDevTest.txt."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # never send the test's requests to a proxy
     remote = tmp_path / "remote"
     remote.mkdir()
     _lfw_archive(remote / "lfw.tgz")
@@ -65,12 +117,21 @@ def server(tmp_path):
     (remote / "pairs.txt").write_text(PAIRS_TXT)
     dev = "1\nAda_Lovelace\t1\t3\nAlan_Turing\t1\tKurt_Godel\t2\n"
     (remote / "pairsDevTest.txt").write_text(dev)
-    urls = {f.name: {"url": f.as_uri(), "sha256": _sha(f)} for f in remote.iterdir()}
-    return remote, urls
+    served = Mirror(remote)
+    yield served
+    served.close()
+
+
+@pytest.fixture
+def server(mirror):
+    """The mirror's folder and the ``urls`` overrides of download_lfw pointing at it."""
+    return mirror.folder, {f.name: mirror.source(f.name) for f in mirror.folder.iterdir()}
 
 
 def _leftovers(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.name.startswith(".") or p.suffix == ".part")
+    """Temporary files and folders (ours start with '.', pooch's with 'tmp')."""
+    return sorted(p.name for p in root.iterdir()
+                  if p.name.startswith((".", "tmp")) or p.suffix == ".part")
 
 
 def test_lfw_download_verify_extract_and_parse(tmp_path, server):
@@ -111,10 +172,84 @@ def test_checksum_mismatch_keeps_nothing(tmp_path, server):
     _, urls = server
     wrong = {**urls, "lfw.tgz": {**urls["lfw.tgz"], "sha256": "0" * 64}}
     root = tmp_path / "data"
-    with pytest.raises(AssetError, match="checksum mismatch for lfw.tgz"):
+    with pytest.raises(AssetError, match="checksum mismatch for lfw.tgz") as info:
         lfw_dataset(root, download=True, urls=wrong, progress=False)
+    assert "\n" not in str(info.value)
     assert not (root / "lfw.tgz").exists() and not (root / "lfw").exists()
     assert _leftovers(root) == []
+
+
+def test_present_files_are_not_downloaded_again(tmp_path, mirror, server):
+    _, urls = server
+    root = tmp_path / "data"
+    lfw(root, download=True, urls=urls, progress=False)
+    assert sorted(mirror.requests) == ["/lfw.tgz", "/pairs.txt"]
+    lfw(root, download=True, urls=urls, progress=False)
+    # the images gone, the verified archive still there: extracted again, not downloaded
+    shutil.rmtree(root / "lfw")
+    assert len(lfw_dataset(root, download=True, urls=urls, progress=False)) == 8
+    assert len(mirror.requests) == 2
+    # a damaged local archive fails its checksum and is downloaded again
+    shutil.rmtree(root / "lfw")
+    (root / "lfw.tgz").write_bytes(b"damaged")
+    assert len(lfw_dataset(root, download=True, urls=urls, progress=False)) == 8
+    assert mirror.requests[2:] == ["/lfw.tgz"] and _sha(root / "lfw.tgz") == urls["lfw.tgz"]["sha256"]
+    assert _leftovers(root) == []
+
+
+def test_interrupted_download_keeps_nothing(tmp_path, mirror, server):
+    _, urls = server
+    cut = {**urls, "lfw.tgz": {**urls["lfw.tgz"], "url": mirror.url("cut/lfw.tgz")}}
+    root = tmp_path / "data"
+    with pytest.raises(AssetError, match=r"could not download http://127\.0\.0\.1:\d+/cut/lfw") as info:
+        lfw_dataset(root, download=True, urls=cut, progress=False)
+    assert "\n" not in str(info.value) and mirror.requests == ["/cut/lfw.tgz"]
+    assert list(root.iterdir()) == []
+    missing = {**urls, "lfw.tgz": {**urls["lfw.tgz"], "url": mirror.url("nowhere/lfw.tgz")}}
+    with pytest.raises(AssetError, match="could not download .*404"):
+        lfw_dataset(root, download=True, urls=missing, progress=False)
+    assert list(root.iterdir()) == []
+
+
+def test_corrupt_or_unsafe_archive_from_the_mirror_is_not_extracted(tmp_path, mirror):
+    remote = mirror.folder
+    whole = _lfw_archive(tmp_path / "whole.tgz").read_bytes()
+    (remote / "cut.tgz").write_bytes(whole[: len(whole) // 2])  # verified, but truncated
+    root = tmp_path / "data"
+    with pytest.raises(DatasetError, match=r"could not extract .*data/lfw\.tgz"):
+        lfw_dataset(root, download=True, urls={"lfw.tgz": mirror.source("cut.tgz")},
+                    progress=False)
+    assert not (root / "lfw").exists() and _leftovers(root) == []
+    with tarfile.open(remote / "evil.tgz", "w:gz") as tar:
+        _add(tar, "lfw/A/A_0001.jpg", _jpeg_bytes(0))
+        _add(tar, "lfw/../../evil.txt", b"gotcha")
+    (root / "lfw.tgz").unlink()
+    with pytest.raises(DatasetError, match="outside the extraction folder"):
+        lfw_dataset(root, download=True, urls={"lfw.tgz": mirror.source("evil.tgz")},
+                    progress=False)
+    assert not (root / "lfw").exists() and _leftovers(root) == []
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_interrupted_extraction_leaves_no_half_folder(tmp_path, server, monkeypatch):
+    _, urls = server
+    root = tmp_path / "data"
+    written = []
+    makefile = tarfile.TarFile.makefile
+
+    def interrupted(self, tarinfo, targetpath):
+        if len(written) == 3:
+            raise KeyboardInterrupt
+        makefile(self, tarinfo, targetpath)
+        written.append(targetpath)
+
+    monkeypatch.setattr(tarfile.TarFile, "makefile", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lfw_dataset(root, download=True, urls=urls, progress=False)
+    assert len(written) == 3  # the extraction had started
+    assert not (root / "lfw").exists() and _leftovers(root) == []
+    monkeypatch.undo()
+    assert len(lfw_dataset(root, download=True, urls=urls, progress=False)) == 8
 
 
 def test_missing_files_say_how_to_get_them(tmp_path, server):

@@ -20,6 +20,8 @@ Example:
     xfr_lib.book.ClaimError: the chapter says "one is more than two", but this run's numbers contradict it
     >>> words(["eyes", "nose", "mouth"])
     'eyes, nose and mouth'
+    >>> pct(0.1234)
+    '12.3'
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ from xfr_lib.errors import XfrError
 
 _NOT_A_NUMBER = re.compile(r"\b(nan|inf|-inf)\b", re.IGNORECASE)
 
+#: How the book names each model in its text, with the citation of its paper.
+MODEL_TITLES = {
+    "dlib_resnet29": "dlib's ResNet-29 face descriptor {cite}`king2009dlib,king2017dlibface`",
+    "sface": "SFace {cite}`zhong2021sface`",
+}
+
 
 class ClaimError(XfrError):
     """A sentence of a chapter that this run's numbers contradict, or a value it cannot quote."""
@@ -49,6 +57,42 @@ def words(items: Iterable[str], conjunction: str = "and") -> str:
     if len(items) <= 1:
         return "".join(items)
     return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def regions_in_words(shares, k: int = 3, min_ratio: float | None = None) -> str:
+    """Where a map's mass concentrates, as text: ``"the eyes (38 % of the mass on 9 % of the
+    area) and the nose (21 % on 6 %)"``, from rows with ``region``, ``area``, ``mass`` and
+    ``ratio`` (region shares, or their means). Only regions holding at least ``min_ratio``
+    times their share of the area are named (default :data:`xfr_lib.evaluate.CONCENTRATED`),
+    the largest mass first; when none does, the text says that no region stands out.
+
+    Raises:
+        ClaimError: the masses are NaN (the maps were empty).
+    """
+    from xfr_lib.evaluate import CONCENTRATED, top_regions
+
+    if shares["mass"].isna().all():
+        raise ClaimError("a sentence would name the regions of empty maps")
+    top = top_regions(shares, k=k, min_ratio=CONCENTRATED if min_ratio is None else min_ratio)
+    if not top:
+        return "no region of the face in particular (none holds much more than its share)"
+    rows = shares.set_index("region")
+    parts = [f"the {name} ({pct(rows.loc[name, 'mass'], 0)} % of the mass on "
+             f"{pct(rows.loc[name, 'area'], 0)} % of the area)" if n == 0 else
+             f"the {name} ({pct(rows.loc[name, 'mass'], 0)} % on {pct(rows.loc[name, 'area'], 0)} %)"
+             for n, name in enumerate(top)]
+    return words(parts)
+
+
+def model_title(name: str) -> str:
+    """The book's name for a model, with its citation (a model the book does not know: its
+    registry name in code style)."""
+    return MODEL_TITLES.get(name, f"`{name}`")
+
+
+def pct(value: float, digits: int = 1) -> str:
+    """A fraction as a percentage number: ``0.1234`` -> ``"12.3"``; refuses NaN."""
+    return number(100 * float(value), f".{digits}f")
 
 
 def number(value: Any, fmt: str = "") -> str:

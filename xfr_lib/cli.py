@@ -41,8 +41,8 @@ def _params(items: list[str]) -> dict:
     return out
 
 
-def _face(text: str | None):
-    """A ``--face`` value: None, an index (``1``) or a box (``x,y,w,h``)."""
+def _face(text: str | None, flag: str = "--face"):
+    """A ``--face`` (``flag``) value: None, an index (``1``) or a box (``x,y,w,h``)."""
     if text is None:
         return None
     parts = [t.strip() for t in text.split(",")]
@@ -53,7 +53,7 @@ def _face(text: str | None):
             return tuple(float(t) for t in parts)
     except ValueError:
         pass
-    raise XfrError(f"--face {text!r}: give a face number from 'xfr faces PHOTO' (0 = the "
+    raise XfrError(f"{flag} {text!r}: give a face number from 'xfr faces PHOTO' (0 = the "
                    f"largest) or a box x,y,w,h in pixels")
 
 
@@ -95,10 +95,16 @@ def _cmd_faces(args) -> int:
     for k, face in enumerate(faces):
         x, y, w, h = (float(v) for v in face.box)
         print(f"face {k}: box {x:.0f},{y:.0f},{w:.0f},{h:.0f}  score {face.score:.2f}")
-    out = Path(args.out or f"{Path(args.image).stem}_faces.png")
+    default = f"{Path(args.image).stem}_faces.png"
+    out = Path(args.out or default)
+    if out.is_dir():
+        out = out / default
     fig = plot_faces(args.image, faces)
     try:
         atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=120))
+    except OSError as exc:
+        raise XfrError(f"{out}: cannot write the figure ({exc.strerror or exc}); choose "
+                       f"another --out") from None
     finally:
         plt.close(fig)
     print(f"figure: {out}")
@@ -108,9 +114,10 @@ def _cmd_faces(args) -> int:
 def _cmd_verify(args) -> int:
     import xfr_lib
 
+    face_a, face_b = _face(args.face_a, "--face-a"), _face(args.face_b, "--face-b")
     model = xfr_lib.load_model(args.model, device=args.device)
-    a = model.align(args.image_a, face=_face(args.face_a))
-    b = model.align(args.image_b, face=_face(args.face_b))
+    a = model.align(args.image_a, face=face_a)
+    b = model.align(args.image_b, face=face_b)
     score = float(model.score(a, b))
     decision = "match" if model.decide(score) else "non-match"
     print(json.dumps({"model": model.name, "score": round(score, 6), "threshold": model.threshold,
@@ -122,12 +129,13 @@ def _cmd_explain(args) -> int:
     import xfr_lib
     from xfr_lib.plot import save_verification_report
 
+    face_a, face_b = _face(args.face_a, "--face-a"), _face(args.face_b, "--face-b")
     model = xfr_lib.load_model(args.model, device=args.device)
     params = _params(args.param)
     if args.seed is not None:
         params["seed"] = args.seed
     result = xfr_lib.explain(args.method, model, args.image_a, args.image_b,
-                             face_a=_face(args.face_a), face_b=_face(args.face_b), **params)
+                             face_a=face_a, face_b=face_b, **params)
     files = save_verification_report(result, Path(args.out))
     verdict = "match" if result.decision else "non-match"
     print(f"{model.name}: score {result.score:.4f} (threshold {result.threshold:.4f}) -> {verdict}")
@@ -145,6 +153,7 @@ def _cmd_identify(args) -> int:
     from xfr_lib.explainers import Gallery
     from xfr_lib.plot import save_identification_report
 
+    face = _face(args.face)
     model = xfr_lib.load_model(args.model, device=args.device)
     images, deeper = read_image_folder(args.gallery)
     if deeper:
@@ -164,7 +173,7 @@ def _cmd_identify(args) -> int:
         raise XfrError(f"{args.gallery}: no face found in any gallery image")
     gallery = Gallery([paths[i] for i in keep], [ids[i] for i in keep], embeddings=emb.embeddings[keep])
     result = xfr_lib.explain_identification(args.method, model, args.probe, gallery,
-                                            k=min(args.k, len(keep)), face=_face(args.face),
+                                            k=min(args.k, len(keep)), face=face,
                                             **params)
     files = save_identification_report(result, Path(args.out))
     for match in result.matches:
@@ -190,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=f"list the available {name}")
     p = sub.add_parser("faces", help="find the faces of a photo and write it with numbered boxes")
     p.add_argument("image")
-    p.add_argument("--out", help="figure to write (default ./<photo>_faces.png)")
+    p.add_argument("--out", help="PNG figure to write, or a folder for <photo>_faces.png "
+                                 "(default ./<photo>_faces.png)")
 
     def face_arg(p, flag, whose):
         p.add_argument(flag, metavar="K|x,y,w,h", default=None,

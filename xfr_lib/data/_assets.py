@@ -12,6 +12,9 @@ and citation. This module turns a manifest entry into a verified local folder:
   half-written asset behind;
 * ``<cache>`` is ``$XFR_CACHE`` if set, else the user cache directory (``~/.cache/xfr``).
 
+Files from plain URLs (the LFW benchmark) are downloaded and verified by pooch
+(:func:`download_url`).
+
 A folder checksum (``tree_sha256``) is the SHA-256 of the text ``"<sha256>  <relpath>\\n"`` for
 every file, sorted by path: the output of ``sha256sum`` over the sorted file list.
 """
@@ -23,14 +26,14 @@ import fcntl
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
+import urllib.parse
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -45,6 +48,8 @@ from xfr_lib.errors import AssetError, UnknownNameError
 CACHE_ENV = "XFR_CACHE"
 MANIFEST_ENV = "XFR_MANIFEST"
 _STAMP = ".xfr-verified"
+#: Seconds without data from the server before a download (:func:`download_url`) is abandoned.
+_TIMEOUT = 60
 
 
 def manifest_path() -> Path:
@@ -124,32 +129,71 @@ def tree_sha256(root: Path | str) -> tuple[str, int]:
 
 
 def download_url(url: str, dest: Path | str, sha256: str | None, progress: bool = True) -> Path:
-    """Download ``url`` to ``dest`` atomically, verifying ``sha256`` when given.
+    """Download ``url`` to ``dest`` with :func:`pooch.retrieve`, verifying ``sha256`` when given.
 
-    Used for public benchmarks (LFW) on machines that have the internet; ``file://`` URLs work
-    too, which is how the code is tested offline.
+    Used for public benchmarks (LFW) on machines that have the internet; any http(s) or ftp
+    URL works, so a local mirror does too (the tests serve files from ``127.0.0.1``). pooch
+    streams into a temporary file in ``dest``'s folder, checks its SHA-256 and only then
+    renames it to ``dest``. A ``dest`` already present with the right checksum (or any
+    ``dest`` when ``sha256`` is None) is not downloaded again; one with another checksum is
+    replaced.
+
+    Raises:
+        AssetError: one line naming the file, for a checksum mismatch (nothing is kept), a
+            failed download or an unsupported URL.
     """
+    import pooch
+    import requests
+
     dest = Path(dest)
-    if dest.is_file() and (sha256 is None or sha256_file(dest) == sha256):
-        return dest
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        # 1 MiB chunks: pooch's default of 1 KiB costs one write and flush per KiB.
+        downloader = pooch.HTTPDownloader(progressbar=progress, chunk_size=1 << 20,
+                                          timeout=_TIMEOUT)
+    else:
+        try:
+            downloader = pooch.downloaders.choose_downloader(url, progressbar=progress)
+        except ValueError:
+            raise AssetError(
+                f"cannot download {dest.name} from {url}: pooch downloads only http, https, ftp, "
+                f"sftp and doi URLs; serve the file over HTTP or copy it to {dest} by hand"
+            ) from None
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-                for block in iter(lambda: resp.read(1 << 20), b""):
-                    out.write(block)
-                    bar.update(len(block))
-        _check(Path(tmp), sha256, what=f"{dest.name} from {url}")
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError) as exc:
-        raise AssetError(f"could not download {url} to {dest}: {exc}; check the network or "
+        with _pooch_log(progress):
+            path = pooch.retrieve(url, known_hash=sha256, fname=dest.name, path=dest.parent,
+                                  downloader=downloader, progressbar=progress)
+    except ValueError:  # pooch's hash check: the temporary file is already deleted
+        raise AssetError(
+            f"checksum mismatch for {dest.name} from {url}: it does not have sha256 "
+            f"{(sha256 or '')[:16]}...; the file was not kept (check the URL and checksum, "
+            f"or download it again)"
+        ) from None
+    except (requests.exceptions.RequestException, OSError) as exc:
+        reason = " ".join(str(exc).split())  # one line
+        raise AssetError(f"could not download {url} to {dest}: {reason}; check the network or "
                          f"download it by hand to that path") from None
+    return Path(path)
+
+
+@contextlib.contextmanager
+def _pooch_log(progress: bool) -> Iterator[None]:
+    """pooch's own log lines ("Downloading data from ...") only when progress is shown."""
+    import pooch
+
+    logger = pooch.get_logger()
+    # A filter, not setLevel: pooch's logger is outside logging's manager, so a level change
+    # would not clear the logger's cached decisions.
+    def quiet(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+    if not progress:
+        logger.addFilter(quiet)
+    try:
+        yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return dest
+        logger.removeFilter(quiet)
 
 
 # --- internals -------------------------------------------------------------------------------

@@ -152,6 +152,31 @@ class VerificationProtocol:
                     f"{'differ' if same else 'are equal'}; the protocol does not fit this dataset"
                 )
 
+    def draw(self, n: int, seed: int = 0, genuine: bool | None = None,
+             valid: np.ndarray | None = None) -> np.ndarray:
+        """Indices of ``n`` distinct pairs drawn at random (seeded), in drawing order.
+
+        Args:
+            n: how many pairs.
+            seed: seed of the draw.
+            genuine: True: genuine pairs only; False: impostor pairs only; None: genuine and
+                impostor in turn, genuine first.
+            valid: ``[P]`` bool, pairs that may be drawn (e.g. both faces found).
+
+        Raises:
+            DatasetError: fewer pairs of a kind than asked for.
+        """
+        ok = np.ones(len(self), bool) if valid is None else np.asarray(valid, bool)
+        kinds = [genuine] * n if genuine is not None else [k % 2 == 0 for k in range(n)]
+        rng = np.random.default_rng(seed)
+        pools = {g: list(rng.permutation(np.flatnonzero(ok & (self.labels == g))))
+                 for g in (True, False)}
+        for g in (True, False):
+            if kinds.count(g) > len(pools[g]):
+                raise DatasetError(f"{kinds.count(g)} {'genuine' if g else 'impostor'} pairs "
+                                   f"asked for, the protocol has {len(pools[g])} usable ones")
+        return np.array([int(pools[g].pop(0)) for g in kinds], dtype=np.int64)
+
     def pair_images(self, dataset: FaceDataset, p: int) -> tuple[FaceImage, FaceImage]:
         """The two images of pair ``p``."""
         i, j = self.pairs[p]
@@ -390,13 +415,7 @@ def make_verification_protocol(
         "n_identities": len(identities),
         "fold_identities": groups,
     }
-    return VerificationProtocol(
-        dataset=dataset.name,
-        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
-        labels=np.array(labels, dtype=bool),
-        folds=np.array(folds, dtype=np.int64),
-        params=params,
-    )
+    return VerificationProtocol(dataset.name, pairs, labels, folds, params)
 
 
 
@@ -508,13 +527,7 @@ def read_pairs_txt(path: Path | str, dataset: FaceDataset) -> VerificationProtoc
         "genuine_per_fold": n_gen,
         "impostor_per_fold": n_imp,
     }
-    return VerificationProtocol(
-        dataset=dataset.name,
-        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
-        labels=np.array(labels, dtype=bool),
-        folds=np.array(folds, dtype=np.int64),
-        params=params,
-    )
+    return VerificationProtocol(dataset.name, pairs, labels, folds, params)
 
 
 

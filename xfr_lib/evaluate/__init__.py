@@ -9,7 +9,13 @@ Private modules: ``_metrics`` (verification and identification metrics), ``_embe
 """
 
 from xfr_lib.evaluate._cases import CASE_KINDS, HARD_KINDS, hardest_cases
-from xfr_lib.evaluate._embeddings import EmbeddingSet, embed_dataset, embed_paths
+from xfr_lib.evaluate._embeddings import (
+    EmbeddingSet,
+    IdentificationScores,
+    embed_dataset,
+    embed_paths,
+    identification_scores,
+)
 from xfr_lib.evaluate._metrics import (
     RELIABLE_FALSE_MATCHES,
     EERResult,
@@ -26,19 +32,68 @@ from xfr_lib.evaluate._metrics import (
     roc,
     verification_accuracy,
 )
-from xfr_lib.evaluate._sanity import randomized_copy, resettable_layers
+from xfr_lib.evaluate._occlusion import OcclusionCase, occlusion_experiment
+from xfr_lib.evaluate._regions import CONCENTRATED, mean_shares, region_table, top_regions
+from xfr_lib.evaluate._sanity import (
+    CONSTANT_COSINE,
+    EmbeddingSpread,
+    embedding_spread,
+    learned_tensor_names,
+    probe_inputs,
+    randomization_layers,
+    randomized_copy,
+)
 from xfr_lib.evaluate._stability import (
+    agreement_fit,
     map_agreement,
     seed_stability,
     spearman,
+    stability_over_n,
     top_k_iou,
     top_k_mask,
 )
 
 __all__ = [
-    "CASE_KINDS", "HARD_KINDS", "RELIABLE_FALSE_MATCHES", "EERResult", "EmbeddingSet",
-    "MetricInputError", "VerificationResult", "accuracy_at", "check_scores_labels", "cmc", "eer", "eer_from_curve", "embed_dataset",
-    "embed_paths", "fnmr_at_fmr", "hardest_cases", "map_agreement", "randomized_copy",
-    "rank_k_accuracy", "ranks", "resettable_layers", "roc", "seed_stability", "spearman",
-    "top_k_iou", "top_k_mask", "verification_accuracy",
+    "CASE_KINDS",
+    "CONCENTRATED",
+    "CONSTANT_COSINE",
+    "HARD_KINDS",
+    "RELIABLE_FALSE_MATCHES",
+    "EERResult",
+    "EmbeddingSet",
+    "EmbeddingSpread",
+    "IdentificationScores",
+    "MetricInputError",
+    "OcclusionCase",
+    "VerificationResult",
+    "accuracy_at",
+    "agreement_fit",
+    "check_scores_labels",
+    "cmc",
+    "eer",
+    "eer_from_curve",
+    "embed_dataset",
+    "embed_paths",
+    "embedding_spread",
+    "fnmr_at_fmr",
+    "hardest_cases",
+    "identification_scores",
+    "learned_tensor_names",
+    "map_agreement",
+    "mean_shares",
+    "occlusion_experiment",
+    "probe_inputs",
+    "randomization_layers",
+    "randomized_copy",
+    "rank_k_accuracy",
+    "ranks",
+    "region_table",
+    "roc",
+    "seed_stability",
+    "spearman",
+    "stability_over_n",
+    "top_k_iou",
+    "top_k_mask",
+    "top_regions",
+    "verification_accuracy",
 ]

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_curve
 
 from xfr_lib.errors import DatasetError
 
@@ -84,34 +85,32 @@ def check_scores_labels(scores, labels) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- ROC
 
 
-def _roc_arrays(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact ROC as counts, one point per distinct score plus a first ``+inf`` point.
+def _roc_counts(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact ROC as counts, from :func:`sklearn.metrics.roc_curve` (``drop_intermediate=False``).
 
-    Returns ``(thresholds, false_matches, false_non_matches)`` ordered by decreasing threshold:
-    at ``thresholds[i]`` (accept if ``score >= t``) there are ``false_matches[i]`` accepted
-    impostors and ``false_non_matches[i]`` rejected genuines.
+    Returns ``(thresholds, false_matches, false_non_matches)`` with one point per distinct score
+    plus a first ``+inf`` point, ordered by decreasing threshold: at ``thresholds[i]`` (accept if
+    ``score >= t``, scikit-learn's rule too) ``false_matches[i]`` impostors are accepted and
+    ``false_non_matches[i]`` genuines rejected. ``s`` and ``y`` come from
+    :func:`check_scores_labels` (both classes present).
     """
-    order = np.argsort(-s, kind="stable")
-    s_sorted, y_sorted = s[order], y[order]
-    # Index of the last element of each run of equal scores: all pairs with score >= that value
-    # are accepted there.
-    last = np.flatnonzero(np.diff(s_sorted, append=-np.inf) != 0)
-    true_acc = np.cumsum(y_sorted)[last]
-    false_acc = (last + 1) - true_acc
-    n_gen = int(y.sum())
-    thresholds = np.concatenate(([np.inf], s_sorted[last]))
-    fm = np.concatenate(([0], false_acc))
-    fnm = n_gen - np.concatenate(([0], true_acc))
+    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
+    n_gen, n_imp = int(y.sum()), int((~y).sum())
+    # roc_curve divides integer counts by the class sizes; undo that exactly (the counts are
+    # far below 2**53) so that rates and operating points below are computed from integers.
+    fm = np.rint(fpr * n_imp).astype(np.int64)
+    fnm = n_gen - np.rint(tpr * n_gen).astype(np.int64)
     return thresholds, fm, fnm
 
 
 def roc(scores, labels) -> pd.DataFrame:
-    """Exact ROC of a verification experiment.
+    """Exact ROC of a verification experiment, from :func:`sklearn.metrics.roc_curve`.
 
     One row per distinct score (the threshold ``t`` is that score; accept if ``score >= t``),
     plus a first row at ``t = +inf`` where nothing is accepted. Rows are ordered by decreasing
-    threshold, hence increasing FMR, as in :func:`sklearn.metrics.roc_curve` with
-    ``drop_intermediate=False``. Cost: one sort, O(N log N).
+    threshold, hence increasing FMR: the points of ``roc_curve(labels, scores,
+    drop_intermediate=False)``, with ``fmr`` its ``fpr`` and ``tmr`` its ``tpr``. Cost: one
+    sort, O(N log N).
 
     Args:
         scores: ``[N]`` similarity scores.
@@ -122,7 +121,7 @@ def roc(scores, labels) -> pd.DataFrame:
         ``attrs`` holds ``n_genuine`` and ``n_impostor``.
     """
     s, y = check_scores_labels(scores, labels)
-    thresholds, fm, fnm = _roc_arrays(s, y)
+    thresholds, fm, fnm = _roc_counts(s, y)
     n_gen, n_imp = int(y.sum()), int((~y).sum())
     fnmr = fnm / n_gen
     df = pd.DataFrame(
@@ -143,7 +142,11 @@ class EERResult(NamedTuple):
 
 
 def eer_from_curve(thresholds: np.ndarray, fmr: np.ndarray, fnmr: np.ndarray) -> EERResult:
-    """EER from ROC points ordered by decreasing threshold (see :func:`eer`)."""
+    """EER from ROC points ordered by decreasing threshold, the first at ``+inf`` (see :func:`eer`).
+
+    ``thresholds``, ``fmr``, ``fnmr`` are the columns of a :func:`roc` frame (equivalently
+    ``thresholds``, ``fpr`` and ``1 - tpr`` of :func:`sklearn.metrics.roc_curve`).
+    """
     d = fnmr - fmr  # starts at 1 (t = +inf), ends at -1 (lowest threshold); non-increasing
     i = int(np.argmax(d <= 0))  # first point where FNMR no longer exceeds FMR
     if d[i] == 0:
@@ -175,7 +178,7 @@ def eer(scores, labels) -> EERResult:
         ``EERResult(eer, threshold)``, EER as a fraction in [0, 1].
     """
     s, y = check_scores_labels(scores, labels)
-    thresholds, fm, fnm = _roc_arrays(s, y)
+    thresholds, fm, fnm = _roc_counts(s, y)
     return eer_from_curve(thresholds, fm / int((~y).sum()), fnm / int(y.sum()))
 
 
@@ -211,7 +214,7 @@ def fnmr_at_fmr(scores, labels, fmr_levels: Sequence[float] = (1e-2, 1e-3, 1e-4)
     levels = np.atleast_1d(np.asarray(fmr_levels, dtype=np.float64))
     if levels.ndim != 1 or not ((levels > 0) & (levels <= 1)).all():
         raise MetricInputError(f"fmr_levels must be numbers in (0, 1], got {list(fmr_levels)}")
-    thresholds, fm, fnm = _roc_arrays(s, y)
+    thresholds, fm, fnm = _roc_counts(s, y)
     n_gen, n_imp = int(y.sum()), int((~y).sum())
     rows = []
     for a in levels:
@@ -260,19 +263,23 @@ def _best_threshold(s: np.ndarray, y: np.ndarray) -> float:
     """Threshold maximising accuracy on ``(s, y)``; the smallest one on ties.
 
     Candidates: the midpoints between consecutive distinct scores, plus one point below the
-    lowest score (accept all) and one above the highest (reject all).
+    lowest score (accept all) and one above the highest (reject all). Each candidate decides
+    like one ROC point (:func:`_roc_counts`): the midpoint below a distinct score ``u`` accepts
+    exactly the scores ``>= u``, so the accuracies are read off the ROC counts.
     """
-    u = np.unique(s)
-    lo, hi = u[:-1], u[1:]
-    mid = lo + (hi - lo) / 2
-    mid = np.where(mid > lo, mid, hi)  # adjacent floats: the midpoint must not accept ``lo``
+    thresholds, fm, fnm = _roc_counts(s, y)
+    correct = len(s) - fm - fnm  # accepted genuines + rejected impostors, per ROC point
+    # ROC points run by decreasing threshold: the last maximum is the smallest threshold.
+    i = len(correct) - 1 - int(np.argmax(correct[::-1]))
+    u = thresholds[1:][::-1]  # the distinct scores, increasing
     span = max(float(u[-1] - u[0]), 1.0)
-    cand = np.concatenate(([u[0] - span], mid, [u[-1] + span]))
-    gen = np.sort(s[y])
-    imp = np.sort(s[~y])
-    true_acc = len(gen) - np.searchsorted(gen, cand, side="left")  # genuines with s >= t
-    true_rej = np.searchsorted(imp, cand, side="left")  # impostors with s < t
-    return float(cand[int(np.argmax(true_acc + true_rej))])  # argmax: first = smallest t
+    if i == 0:  # the +inf point: reject all
+        return float(u[-1] + span)
+    if i == len(thresholds) - 1:  # the lowest score: accept all
+        return float(u[0] - span)
+    hi, lo = thresholds[i], thresholds[i + 1]
+    mid = lo + (hi - lo) / 2
+    return float(mid if mid > lo else hi)  # adjacent floats: the midpoint must not accept ``lo``
 
 
 @dataclass(frozen=True, eq=False)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -167,3 +168,67 @@ def seed_stability(explain_fn: Callable[[int], Any], seeds: Iterable[int],
             rows.append({"map": name, "seed_1": s1, "seed_2": s2, "spearman": spearman(m1, m2),
                          "iou": top_k_iou(m1, m2, frac)})
     return pd.DataFrame(rows, columns=["map", "seed_1", "seed_2", "spearman", "iou"])
+
+
+def agreement_fit(n_values: Sequence[float], agreement: Sequence[float],
+                  target: float = 0.9) -> dict[str, float]:
+    """Fit how seed-to-seed agreement grows with the number of samples N, and extrapolate.
+
+    The sampling noise of a correlation estimated from N masks shrinks like a power of N, so
+    ``1 - rho`` against N is a straight line on log-log axes: ``log(1 - rho) = a + b log N``.
+    The fit uses the points with ``rho < 1`` and gives the N at which the line reaches
+    ``target``.
+
+    Args:
+        n_values: the numbers of samples (masks) measured.
+        agreement: the mean agreement (e.g. Spearman between seeds) at each of them.
+        target: the agreement to extrapolate to.
+
+    Returns:
+        ``exponent`` (``b``; negative when agreement grows with N), ``n_at_target`` (inf when
+        the exponent is not negative: no convergence in sight) and ``points`` (how many
+        measurements the fit used; NaN results with fewer than two).
+
+    Example:
+        >>> fit = agreement_fit([100, 400], [0.6, 0.8])
+        >>> round(fit["exponent"], 3), round(fit["n_at_target"])
+        (-0.5, 1600)
+    """
+    n = np.asarray(n_values, dtype=np.float64)
+    rho = np.asarray(agreement, dtype=np.float64)
+    good = np.isfinite(rho) & (rho < 1) & (n > 0)
+    if good.sum() < 2:
+        return {"exponent": float("nan"), "n_at_target": float("nan"), "points": int(good.sum())}
+    slope, intercept = np.polyfit(np.log(n[good]), np.log(1 - rho[good]), 1)
+    n_at = float(np.exp((np.log(1 - target) - intercept) / slope)) if slope < 0 else math.inf
+    return {"exponent": float(slope), "n_at_target": n_at, "points": int(good.sum())}
+
+
+def stability_over_n(explain_fn: Callable[[int, int], Any], n_values: Iterable[int],
+                     seeds: Iterable[int], maps: Sequence[str] = MAP_NAMES,
+                     frac: float = 0.1) -> tuple[pd.DataFrame, dict[int, dict[int, Any]],
+                                                 pd.Series]:
+    """:func:`seed_stability` at each number of samples N: how agreement grows with N.
+
+    Args:
+        explain_fn: ``(n, seed) -> explanation`` (maps as attributes or a mapping).
+        n_values: the numbers of samples (e.g. masks) to compare.
+        seeds: at least two distinct seeds.
+        maps: names of the maps to compare.
+        frac: fraction of pixels for :func:`top_k_iou`.
+
+    Returns:
+        ``(agreement, runs, seconds)``: the rows of :func:`seed_stability` with a column ``N``;
+        ``runs[n][seed]``, every explanation; and the mean seconds per explanation for each N.
+    """
+    frames, runs, seconds = [], {}, {}
+    seeds = list(seeds)
+    for n in n_values:
+        store: dict[int, Any] = {}
+        start = time.perf_counter()
+        df = seed_stability(lambda s, n=n: explain_fn(n, s), seeds, maps=maps, frac=frac,
+                            explanations=store)
+        seconds[n] = (time.perf_counter() - start) / len(seeds)
+        runs[n] = store
+        frames.append(df.assign(N=n))
+    return pd.concat(frames, ignore_index=True), runs, pd.Series(seconds, name="seconds")

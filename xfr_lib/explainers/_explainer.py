@@ -155,7 +155,7 @@ class Explainer:
             method=self.name, params=dict(self.params), model=model_name(self.model),
             chip_a=tensor_to_chip(a), chip_b=tensor_to_chip(b),
             source_a=describe_input(image_a), source_b=describe_input(image_b),
-            extras=extras,
+            extras=extras, face_a=face_a, face_b=face_b,
         )
 
     def explain_identification(
@@ -218,7 +218,7 @@ class Explainer:
             matches=matches, probe_chip=tensor_to_chip(p), threshold=threshold,
             method=self.name, params=dict(self.params), model=model_name(self.model), k=k,
             gallery_size=len(gal.items), probe_source=describe_input(probe),
-            ranking=ranking, scores=scores[ranking],
+            ranking=ranking, scores=scores[ranking], probe_face=face,
         )
 
 

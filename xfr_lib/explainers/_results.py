@@ -65,6 +65,8 @@ class VerificationExplanation:
         source_a: where A came from (path or a description).
         source_b: where B came from.
         extras: method-specific arrays (e.g. CorrRISE's signed correlation maps and scores).
+        face_a: which face of photo A was used (None: the largest, or a chip was given).
+        face_b: the same for B.
     """
 
     similarity_a: np.ndarray
@@ -82,6 +84,8 @@ class VerificationExplanation:
     source_a: str = ""
     source_b: str = ""
     extras: dict[str, Any] = field(default_factory=dict, repr=False)
+    face_a: Any = None
+    face_b: Any = None
 
     @property
     def maps(self) -> dict[str, np.ndarray]:
@@ -104,6 +108,8 @@ class VerificationExplanation:
             "params": _jsonable(self.params),
             "image_a": self.source_a,
             "image_b": self.source_b,
+            "face_a": _jsonable(self.face_a),
+            "face_b": _jsonable(self.face_b),
             "input_size": list(self.similarity_a.shape),
             "maps": self.summary(),
         }
@@ -169,6 +175,7 @@ class IdentificationExplanation:
         probe_source: where the probe came from.
         ranking: indices of all gallery entries, best first; ``scores`` in the same order.
         scores: cosine similarities of the probe with all entries, in ``ranking`` order.
+        probe_face: which face of the probe photo was used (None: the largest).
     """
 
     matches: list[IdentificationMatch]
@@ -182,6 +189,7 @@ class IdentificationExplanation:
     probe_source: str = ""
     ranking: np.ndarray | None = field(default=None, repr=False)
     scores: np.ndarray | None = field(default=None, repr=False)
+    probe_face: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description: the ranked matches with their map summaries."""
@@ -193,6 +201,7 @@ class IdentificationExplanation:
             "k": self.k,
             "gallery_size": self.gallery_size,
             "probe": self.probe_source,
+            "probe_face": _jsonable(self.probe_face),
             "params": _jsonable(self.params),
             "input_size": list(self.probe_chip.shape[:2]),
             "matches": [m.to_dict() for m in self.matches],

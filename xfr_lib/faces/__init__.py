@@ -33,19 +33,29 @@ from xfr_lib.faces._image import MIN_SIDE, ImageLike, describe, load_image
 from xfr_lib.faces._occlusion import (
     OCCLUDER_FILLS,
     OCCLUDER_KINDS,
-    mass_in_region,
-    mass_ratio_to_chance,
     occlude,
     occluder_content,
     occluder_region,
 )
 from xfr_lib.faces._pose import mirror_landmarks, pose_table, roll, yaw
+from xfr_lib.faces._regions import (
+    OUTSIDE,
+    REGION_GROUPS,
+    REGIONS,
+    FaceRegions,
+    face_regions,
+    mass_in_region,
+    mass_ratio_to_chance,
+    region_shares,
+)
 
 __all__ = [
     "ALIGNMENTS", "ARCFACE_TEMPLATE", "CACHE_VERSION", "DETECTOR", "LANDMARK_MODELS", "MIN_SIDE",
-    "OCCLUDER_FILLS", "OCCLUDER_KINDS", "AlignedFace", "Face", "FaceChoice", "ImageLike",
-    "align_face", "aligned_chip", "alignment_settings", "chip_cache_key", "chip_to_tensor",
-    "choose_face", "describe", "detect_faces", "dlib_landmarks", "list_faces", "load_image",
+    "OCCLUDER_FILLS", "OCCLUDER_KINDS", "OUTSIDE", "REGIONS", "REGION_GROUPS", "AlignedFace",
+    "Face", "FaceChoice", "FaceRegions", "ImageLike", "align_face", "aligned_chip",
+    "alignment_settings", "chip_cache_key", "chip_to_tensor", "choose_face", "describe",
+    "detect_faces", "dlib_landmarks", "face_regions", "list_faces", "load_image",
     "mass_in_region", "mass_ratio_to_chance", "mirror_landmarks", "occlude", "occluder_content",
-    "occluder_region", "pose_table", "roll", "similarity_transform", "tensor_to_chip", "yaw",
+    "occluder_region", "pose_table", "region_shares", "roll", "similarity_transform",
+    "tensor_to_chip", "yaw",
 ]

@@ -23,9 +23,8 @@ import cv2
 import numpy as np
 
 from xfr_lib.errors import ImageError, NoFaceError, UnknownNameError
+from xfr_lib.faces import _detect
 from xfr_lib.faces._detect import (
-    DLIB_BOX_DY,
-    DLIB_BOX_SIDE,
     Face,
     detect_faces,
     dlib_landmarks,
@@ -198,16 +197,16 @@ def _align_arcface(rgb: np.ndarray, face: Face, size: tuple[int, int]) -> tuple[
 
 ALIGNMENTS = {"dlib_chip": _align_dlib_chip, "arcface_5pt": _align_arcface}
 
-#: The fixed settings of each alignment (what a chip cache key must cover).
-_ALIGNMENT_SETTINGS = {
-    "dlib_chip": {"padding": DLIB_PADDING, "landmarks": 5},
-    "arcface_5pt": {"template": ARCFACE_TEMPLATE.tolist(), "interpolation": "linear"},
-}
-
 
 def alignment_settings(alignment: str) -> dict:
-    """The name and fixed settings of an alignment, including how the dlib box is derived."""
+    """The name and fixed settings of an alignment, including how the dlib box is derived.
+
+    Read from the module constants when called, so the settings (and the chip cache key made
+    from them) always describe what the alignment code uses.
+    """
     if alignment not in ALIGNMENTS:
         raise UnknownNameError("alignment", alignment, sorted(ALIGNMENTS))
-    return {"name": alignment, **_ALIGNMENT_SETTINGS[alignment],
-            "dlib_box": {"dy": DLIB_BOX_DY, "side": list(DLIB_BOX_SIDE)}}
+    own = ({"padding": DLIB_PADDING, "landmarks": 5} if alignment == "dlib_chip" else
+           {"template": np.asarray(ARCFACE_TEMPLATE).tolist(), "interpolation": "linear"})
+    return {"name": alignment, **own,
+            "dlib_box": {"dy": _detect.DLIB_BOX_DY, "side": list(_detect.DLIB_BOX_SIDE)}}

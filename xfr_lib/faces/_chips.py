@@ -11,13 +11,15 @@ image file and how the chip is made, so :func:`aligned_chip` caches chips under
 chip: the cache format's version, the alignment and its parameters, the chip size, the
 detector's and landmark predictors' files and settings, and which face of the photo is used;
 the file itself is named by its SHA-256. A photo in which no face is found is cached too, with
-its reason, under the same key. Every cache file is written atomically.
+its reason, under the same key. Every cache file is written atomically; a cache that cannot be
+written costs only a warning, and an entry that cannot be read is made again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,10 @@ import torch
 
 from xfr_lib._io import atomic_write, sha256_file
 from xfr_lib.data import asset_spec, cache_dir
+from xfr_lib.data._assets import CACHE_ENV
 from xfr_lib.errors import ImageError
+from xfr_lib.faces import _detect
 from xfr_lib.faces._align import align_face, alignment_settings
-from xfr_lib.faces._detect import DETECTOR, LANDMARK_MODELS
 
 #: Bumped whenever the content of a cached chip file changes meaning.
 CACHE_VERSION = 2
@@ -58,13 +61,33 @@ def chip_cache_key(alignment: str, size: tuple[int, int], face: Any = None) -> s
         "version": CACHE_VERSION,
         "alignment": alignment_settings(alignment),
         "size": [int(size[0]), int(size[1])],
-        "detector": DETECTOR,
-        "landmarks": {str(k): v for k, v in LANDMARK_MODELS.items()},
-        "assets": {name: asset_spec(name) for name in ("yunet", "dlib_landmarks")},
-        "face": None if face is None else np.asarray(face).tolist(),
+        "detector": _detect.DETECTOR,
+        "landmarks": {str(k): v for k, v in _detect.LANDMARK_MODELS.items()},
+        "assets": {name: _asset_files(name) for name in ("yunet", "dlib_landmarks")},
+        "face": _face_key(face),
     }
     text = json.dumps(recipe, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _asset_files(name: str) -> dict[str, Any]:
+    """The manifest entries of an asset's files (paths, sources, SHA-256s); its description,
+    licence and citation do not change a chip."""
+    spec = asset_spec(name)
+    return {kind: spec[kind] for kind in ("files", "trees") if kind in spec}
+
+
+def _face_key(face: Any) -> Any:
+    """A face choice as the key sees it: an index stays an int, a box becomes four floats (so
+    ``(10, 20, 30, 40)`` and ``(10.0, 20.0, 30.0, 40.0)`` share a key)."""
+    if face is None:
+        return None
+    if isinstance(face, (int, np.integer)) and not isinstance(face, bool):
+        return int(face)
+    try:
+        return [float(v) for v in np.asarray(face, dtype=np.float64).ravel()]
+    except (TypeError, ValueError):
+        return repr(face)
 
 
 def aligned_chip(path: Path | str, alignment: str, size: tuple[int, int], *, face: Any = None,
@@ -92,26 +115,48 @@ def aligned_chip(path: Path | str, alignment: str, size: tuple[int, int], *, fac
     key = chip_cache_key(alignment, size, face)
     cached = _cache_root() / key / digest[:2] / f"{digest}.npz"
     if use_cache and cached.is_file():
-        with np.load(cached, allow_pickle=False) as z:
-            error = str(z["error"]) or None
-            return {"chip": z["chip"] if error is None else None, "landmarks": z["landmarks"],
-                    "n_faces": int(z["n_faces"]), "error": error and f"{path}: {error}"}
+        hit = _read(cached, path)
+        if hit is not None:
+            return hit
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # several faces: recorded in n_faces instead
             aligned = align_face(path, alignment, size, face=face)
     except ImageError as exc:
-        reason = str(exc).removeprefix(f"{path}: ")
+        # The same bytes may come back under another name: keep the reason without the path.
+        reason = _unname(str(exc).removeprefix(f"{path}: "), path)
         if use_cache:  # remember the failure too: detecting again would fail again
             _write(cached, chip=np.zeros((0,), np.uint8), landmarks=_no_landmarks(), n_faces=0,
                    error=reason)
         return {"chip": None, "landmarks": _no_landmarks(), "n_faces": 0,
-                "error": f"{path}: {reason}"}
+                "error": f"{path}: {reason.replace(_PHOTO, str(path))}"}
     if use_cache:
         _write(cached, chip=aligned.chip, landmarks=aligned.landmarks, n_faces=aligned.n_faces,
                error="")
     return {"chip": aligned.chip, "landmarks": aligned.landmarks, "n_faces": aligned.n_faces,
             "error": None}
+
+
+#: Stands for the photo's path inside a cached failure reason.
+_PHOTO = "<<photo>>"
+
+
+def _unname(reason: str, path: Path) -> str:
+    """``reason`` with the photo's path (as a whole word, not inside a number or another
+    path) replaced by :data:`_PHOTO`."""
+    word = rf"(?<![\w./\\-]){re.escape(str(path))}(?![\w/\\-])"
+    return re.sub(word, _PHOTO, reason)
+
+
+def _read(cached: Path, path: Path) -> dict[str, Any] | None:
+    """A cache entry, or None (a miss) when it cannot be read: it is then made again."""
+    try:
+        with np.load(cached, allow_pickle=False) as z:
+            error = str(z["error"]).replace(_PHOTO, str(path)) or None
+            return {"chip": z["chip"] if error is None else None, "landmarks": z["landmarks"],
+                    "n_faces": int(z["n_faces"]), "error": error and f"{path}: {error}"}
+    except Exception:  # noqa: BLE001 - a damaged entry (zip, member, dtype) is only a miss
+        return None
 
 
 def _cache_root() -> Path:
@@ -123,4 +168,11 @@ def _no_landmarks() -> np.ndarray:
 
 
 def _write(path: Path, **arrays: Any) -> None:
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    """Write a cache entry atomically; a cache that cannot be written only costs time, so a
+    failure is a warning, not an error."""
+    try:
+        atomic_write(path, lambda f: np.savez(f, **arrays))
+    except OSError as exc:
+        warnings.warn(f"chip cache not written ({path.parent.parent.parent}: "
+                      f"{exc.strerror or exc}); the chip will be made again next time "
+                      f"({CACHE_ENV} moves the cache)", stacklevel=3)

@@ -77,9 +77,14 @@ def _predictor(points: int):
     return dlib.shape_predictor(str(asset_file("dlib_landmarks", LANDMARK_MODELS[points])))
 
 
-def detect_faces(rgb: np.ndarray, score_threshold: float = DETECTOR["score_threshold"]
-                 ) -> list[Face]:
-    """All faces in an HxWx3 uint8 RGB image, largest first."""
+def detect_faces(rgb: np.ndarray, score_threshold: float | None = None) -> list[Face]:
+    """All faces in an HxWx3 uint8 RGB image, largest first.
+
+    ``score_threshold`` defaults to ``DETECTOR["score_threshold"]`` (read at call time, as the
+    chip cache key reads it).
+    """
+    if score_threshold is None:
+        score_threshold = DETECTOR["score_threshold"]
     h, w = rgb.shape[:2]
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     with _lock:  # one cv2 detector object per process; it is not thread-safe

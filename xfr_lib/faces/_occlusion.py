@@ -20,9 +20,10 @@ Fills:
 
 Every random choice is drawn from ``numpy.random.default_rng(seed)``.
 
-The ground truth is used with :func:`mass_in_region` (the share of a saliency map's mass that
-falls on the occluder) and :func:`mass_ratio_to_chance` (that share over the occluder's share
-of the chip's area: 1 = no better than a map spread evenly, > 1 = concentrated on it).
+The ground truth is used with :func:`xfr_lib.faces.mass_in_region` (the share of a saliency
+map's mass that falls on the occluder) and :func:`xfr_lib.faces.mass_ratio_to_chance` (that
+share over the occluder's share of the chip's area: 1 = no better than a map spread evenly,
+> 1 = concentrated on it).
 
 Example:
     >>> import numpy as np
@@ -204,51 +205,3 @@ def occlude(chip: np.ndarray, landmarks: np.ndarray, kind: str = "sunglasses",
     content = occluder_content(fill, img.shape[:2], seed=seed, source=source)
     out = np.where(mask[..., None], content, img)
     return np.ascontiguousarray(out), mask
-
-
-def _check_map_region(saliency_map, region_mask) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(saliency_map, dtype=np.float64)
-    r = np.asarray(region_mask, dtype=bool)
-    if s.ndim != 2 or s.shape != r.shape:
-        raise XfrError(f"saliency map {list(s.shape)} and region {list(r.shape)} must be two "
-                       f"arrays of the same HxW shape (maps at chip resolution)")
-    if not np.isfinite(s).all():
-        raise XfrError("the saliency map contains NaN or inf")
-    if (s < 0).any():
-        raise XfrError("mass needs a non-negative map (a similarity or dissimilarity map, not the "
-                       "signed correlation); pass np.clip(map, 0, None) or one of the two parts")
-    return s, r
-
-
-def mass_in_region(saliency_map: np.ndarray, region_mask: np.ndarray) -> float:
-    """Share of a non-negative saliency map's total mass that lies inside a region.
-
-    Args:
-        saliency_map: ``HxW`` non-negative map.
-        region_mask: ``HxW`` boolean region (e.g. an occluder's ground truth).
-
-    Returns:
-        ``sum(map[region]) / sum(map)`` in [0, 1]; NaN when the map is all zero.
-    """
-    s, r = _check_map_region(saliency_map, region_mask)
-    total = s.sum()
-    if total == 0:
-        return float("nan")
-    return float(s[r].sum() / total)
-
-
-def mass_ratio_to_chance(saliency_map: np.ndarray, region_mask: np.ndarray) -> float:
-    """:func:`mass_in_region` divided by the region's share of the image area.
-
-    1.0 is what a uniform map scores; the maximum, for a map that lives only inside the
-    region, is ``1 / area share``.
-
-    Args:
-        saliency_map: ``HxW`` non-negative map.
-        region_mask: ``HxW`` boolean region.
-    """
-    s, r = _check_map_region(saliency_map, region_mask)
-    area = r.mean()
-    if area == 0:
-        raise XfrError("the region is empty (no pixel is True); mass ratio to chance undefined")
-    return mass_in_region(s, r) / float(area)

@@ -49,6 +49,35 @@ class FaceModel(nn.Module):
     threshold: ClassVar[float]
     alignment: ClassVar[str]
     cam_layers: ClassVar[dict[str, str]]
+    #: Dotted names of the buffers that are fixed constants of the input normalisation, not
+    #: learned (e.g. an input mean). Every other parameter and buffer of the model counts as
+    #: learned (:meth:`learned_tensors`): the model-randomisation sanity check
+    #: (:func:`xfr_lib.evaluate.randomized_copy`) re-draws those and keeps these.
+    fixed_buffers: ClassVar[tuple[str, ...]] = ()
+
+    def learned_tensors(self) -> dict[str, torch.Tensor]:
+        """The learned tensors by dotted name: parameters and buffers not in :attr:`fixed_buffers`.
+
+        Ordered module by module (``named_modules`` order), each module's parameters before
+        its buffers. The tensors are the model's own (not copies).
+
+        Raises:
+            AttributeError: :attr:`fixed_buffers` names a buffer the model does not have.
+        """
+        buffers = dict(self.named_buffers())
+        unknown = [n for n in self.fixed_buffers if n not in buffers]
+        if unknown:
+            raise AttributeError(f"{type(self).__name__}.fixed_buffers names {unknown}, which "
+                                 f"are not buffers of the model")
+        learned: dict[str, torch.Tensor] = {}
+        for prefix, module in self.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            for name, t in module.named_parameters(recurse=False):
+                learned[dot + name] = t
+            for name, t in module.named_buffers(recurse=False):
+                if dot + name not in self.fixed_buffers:
+                    learned[dot + name] = t
+        return learned
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Raw (not normalised) embeddings of chips ``x`` ``[B,3,H,W]`` in [0, 1], RGB."""

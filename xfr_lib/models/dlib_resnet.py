@@ -336,6 +336,10 @@ def _read_details(r: _Reader, spec: tuple, w: DlibWeights, channels: int) -> Non
 class _Affine(nn.Module):
     """dlib's ``affine_`` layer (frozen batch norm): ``x * gamma + beta`` per channel."""
 
+    #: Names of the per-channel (scale, shift) buffers, both learned (for
+    #: :func:`xfr_lib.evaluate.randomized_copy`).
+    affine_tensors: ClassVar[tuple[str, str]] = ("gamma", "beta")
+
     def __init__(self, channels: int):
         super().__init__()
         self.register_buffer("gamma", torch.ones(1, channels, 1, 1))
@@ -393,15 +397,16 @@ class DlibResNet29(FaceModel):
     and is differentiable with respect to the chip.
 
     Threshold. dlib's rule is "same person if the Euclidean distance of the raw descriptors is
-    below 0.6" (the file also stores 0.6 as the metric loss's ``distance_threshold``). Raw
-    descriptors are not unit length, but their norms vary little: over 400 real dlib chips
-    (390 ORL photos in which dlib's HOG detector finds a face + 10 in-the-wild faces) the norm
-    has median r = 1.414 (5-95 %: 1.327-1.496; min 1.235, max 1.565). For two descriptors of
-    norm r, ``|a - b|^2 = 2 r^2 (1 - cos)``, so ``|a - b| < 0.6`` becomes
-    ``cos > 1 - 0.6^2 / (2 r^2) = 1 - 0.18 / 1.414^2 = 0.910``. On the 79,800 pairs of those
-    chips, the cosine rule at 0.910 and dlib's L2 rule agree on 99.2 % of the decisions (the
-    best single cosine threshold, 0.911, agrees on 99.3 %), and both verify the ORL identities
-    with 98.0 % (L2) and 97.8 % (cosine) pair accuracy.
+    below 0.6" (the file also stores 0.6 as the metric loss's ``distance_threshold``); xfr
+    compares unit-length embeddings by cosine similarity. For two descriptors of norm r,
+    ``|a - b|^2 = 2 r^2 (1 - cos)``, so ``|a - b| < 0.6`` becomes
+    ``cos > 1 - 0.6^2 / (2 r^2)``. Raw descriptors are not unit length, but their norms vary
+    little, so r is taken as their median norm on real dlib chips, which gives ``threshold``
+    (rounded to two decimals). bench/bench_dlib_threshold.py measures the figures behind it
+    on dlib's own chips (the ORL photos in which dlib's HOG detector finds a face and the
+    in-the-wild photos): the spread of the norms, the threshold derived from their median,
+    how often the cosine rule at ``threshold`` agrees with dlib's L2 rule over all pairs, the
+    best single cosine threshold, and both rules' pair accuracy on those people.
 
     CAM layers are the outputs of the last residual block at 35x35 (32 channels), 17x17 (64)
     and 8x8 (128). The later stages are too coarse: 4x4, with a zero row and column in the
@@ -436,6 +441,8 @@ class DlibResNet29(FaceModel):
         "block_17x17": "stage2.3",
         "block_8x8": "stage3.2",
     }
+    #: The input mean (dlib's per-channel pixel mean) is a constant, not learned.
+    fixed_buffers: ClassVar[tuple[str, ...]] = ("mean",)
 
     def __init__(
         self,

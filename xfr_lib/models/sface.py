@@ -79,6 +79,10 @@ class ChannelAffine(nn.Module):
     Kept as fixed buffers so that ``model.train()`` cannot switch it to batch statistics.
     """
 
+    #: Names of the per-channel (scale, shift) buffers, both learned (for
+    #: :func:`xfr_lib.evaluate.randomized_copy`).
+    affine_tensors: ClassVar[tuple[str, str]] = ("scale", "shift")
+
     def __init__(self, scale: torch.Tensor, shift: torch.Tensor):
         super().__init__()
         self.register_buffer("scale", scale)
@@ -123,6 +127,8 @@ class SFace(FaceModel):
         "conv_14x14": "body.conv_12",  # 512 channels
         "conv_7x7": "body.conv_14",  # 1024 channels, the last spatial map
     }
+    #: The graph's input scaling ``(v - 127.5) * 0.0078125`` is a constant, not learned.
+    fixed_buffers: ClassVar[tuple[str, ...]] = ("input_mean", "input_scale")
 
     #: Chips per forward pass in :meth:`features`: the activations of bigger batches leave
     #: the CPU cache and each image costs more (see the module doc). 0: no limit.
