@@ -3,16 +3,24 @@
 #   make setup   virtual environment .venv with the pinned requirements, xfr_lib (editable),
 #                the book's JavaScript from npm, headless Chromium (as root, if missing),
 #                and every model/image fetched and verified (xfr fetch)
-#   make test    library tests, notebooks under nbval, the book built with -W, browser check
-#   make book    run every chapter with its book parameters, build the site offline
-#                (make chapters: only run them; CHAPTERS=01_face_recognition: only that one)
+#   make test    library tests and docstring examples; every chapter executed once with its
+#                book parameters under nbval (these executed notebooks ARE the book's: nothing
+#                is executed again); every chapter again with SFace at small sizes; the book
+#                built with -W; browser check
+#   make book    build the site offline from the executed chapters, executing (under nbval)
+#                only the chapters whose stamp is stale (make chapters: only execute them)
 #   make bench   run every benchmark in bench/
-#   make lint    ruff
+#   make lint    ruff on the library, tests, benchmarks and the chapters (as py:percent)
 #   make clean   remove build/ and out/ (never the asset cache)
 #
-# Outputs: build/notebooks/<chapter>/ (executed chapter + figures + parameters.yaml),
-# build/book/_build/html/index.html (the site), build/nbval/<chapter>/ (notebooks as
-# tested), build/screenshots/ (what tests/test_book.py saw in Chromium).
+# CHAPTERS=01_face_recognition (or "01_face_recognition 02_corrrise_verification") limits
+# test-notebooks, test-notebooks-sface and chapters to those chapters.
+#
+# Outputs: build/notebooks/<chapter>/ (chapter executed with its book parameters: notebook
+# with outputs, figures, tables, parameters.yaml with status and seconds, .done on success),
+# build/nbval-sface/<chapter>/ (the same for the SFace run), build/book/_build/html/index.html
+# (the site), build/lint/ (chapters as linted), build/screenshots/ (what tests/test_book.py
+# saw in Chromium).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -35,16 +43,24 @@ BOOK_HTML := $(BUILD)/book/_build/html
 
 CHAPTERS := $(basename $(notdir $(wildcard notebooks/[0-9][0-9]_*.md)))
 CHAPTER_STAMPS := $(foreach c,$(CHAPTERS),$(BUILD)/notebooks/$(c)/.done)
+SFACE_STAMPS := $(foreach c,$(CHAPTERS),$(BUILD)/nbval-sface/$(c)/.done)
 LIB_SRC := $(shell find xfr_lib -name '*.py' -not -path '*/__pycache__/*') data_manifest.yaml
+# The pipeline that executes chapters: a change to it reruns them.
+NBVAL_SRC := tests/notebooks/run_nbval.py tests/notebooks/nbval_record.py
+SFACE_OVERRIDES := tests/notebooks/sface.yaml
 BOOK_PAGES := $(wildcard book/*.md book/*.yml book/*.bib)
+# The book's own CSS (book/_styles/, listed in book/_config.yml html_css_files). Not in a
+# folder named _static/: Jupyter Book would then link every .css and .js of every static
+# folder into every page, the whole of the vendored MathJax included.
+BOOK_STYLES := $(wildcard book/_styles/*.css)
 
 # Chapters and tests draw on two cores; keep BLAS/torch from oversubscribing them.
 export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup venv vendor browser fetch test test-lib test-notebooks test-book chapters book \
-	bench lint clean
+.PHONY: setup venv vendor browser fetch test test-lib test-notebooks test-notebooks-sface \
+	test-book chapters book bench lint clean
 
 # --- setup ----------------------------------------------------------------------------------
 
@@ -80,40 +96,57 @@ fetch:
 
 # --- tests ----------------------------------------------------------------------------------
 
-test: test-lib test-notebooks test-book
+test: test-lib test-notebooks test-notebooks-sface test-book
 
+# One pytest process: the tests and the docstring examples of the library.
 test-lib:
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) tests --ignore=tests/test_book.py
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --doctest-modules xfr_lib tests \
+	  --ignore=tests/test_book.py
 
-# nbval cannot read MyST: tests/notebooks/run_nbval.py converts every chapter with jupytext
-# into build/nbval/<chapter>/ and checks that each cell runs with the small defaults
-# (--nbval-lax: outputs are not compared). NBVAL_CHAPTERS="1 3" runs only those.
-NBVAL_CHAPTERS ?=
-test-notebooks:
-	$(PY) tests/notebooks/run_nbval.py $(NBVAL_CHAPTERS)
+# Every chapter executed once, with its book parameters, under nbval (--nbval-lax: each cell
+# must run without an error; outputs are not compared). The executed notebooks are kept in
+# build/notebooks/<chapter>/ and are the ones the book shows. Up-to-date chapters (their .done
+# stamp newer than the notebook, its parameter files, the library and the pipeline) are not
+# rerun; rm build/notebooks/*/.done (or make clean) to force it.
+test-notebooks: $(CHAPTER_STAMPS)
+
+# Every chapter again with the other model, SFace, at small sizes (tests/notebooks/sface.yaml).
+test-notebooks-sface: $(SFACE_STAMPS)
 
 test-book: book
 	$(BIN)/pytest -q tests/test_book.py
 
 # --- book -----------------------------------------------------------------------------------
 
-# One executed chapter, run with its book parameters (if any): rerun when its notebook, its
-# parameter files or the library change. The .done stamp is written only on success, so a
-# failed chapter is rerun next time and its partial notebook stays for inspection.
+# One executed chapter: tests/notebooks/run_nbval.py prepares it (xfr_lib.runner), runs it under
+# nbval with its book parameters (if any) in build/notebooks/<chapter>/, writes the outputs
+# back into the notebook and, only on success, the .done stamp (removed before the run). A
+# failed chapter is rerun next time; its partial notebook stays for inspection.
 .SECONDEXPANSION:
-$(BUILD)/notebooks/%/.done: notebooks/%.md $$(wildcard notebooks/params/$$*-*.yaml) $(LIB_SRC)
-	$(PY) -m xfr_lib.runner $* --no-progress --out $(@D) \
-	  $(if $(wildcard notebooks/params/$*-book.yaml),-f notebooks/params/$*-book.yaml)
-	touch $@
+$(BUILD)/notebooks/%/.done: notebooks/%.md $$(wildcard notebooks/params/$$*-*.yaml) $(LIB_SRC) \
+		$(NBVAL_SRC)
+	$(PY) tests/notebooks/run_nbval.py --out $(BUILD)/notebooks $*
+	test -f $@
+
+$(BUILD)/nbval-sface/%/.done: notebooks/%.md $(SFACE_OVERRIDES) $(LIB_SRC) $(NBVAL_SRC)
+	$(PY) tests/notebooks/run_nbval.py --defaults --overrides $(SFACE_OVERRIDES) \
+	  --out $(BUILD)/nbval-sface $*
+	test -f $@
 
 chapters: $(CHAPTER_STAMPS)
 
 book: $(BOOK_HTML)/index.html
 
-$(BOOK_HTML)/index.html: $(CHAPTER_STAMPS) $(BOOK_PAGES) $(VENDOR_STAMP)
+# The book executes nothing: it is built from the notebooks the stamps vouch for, and refuses
+# any whose parameters.yaml does not say that its run ended well.
+$(BOOK_HTML)/index.html: $(CHAPTER_STAMPS) $(BOOK_PAGES) $(BOOK_STYLES) $(VENDOR_STAMP)
+	@for c in $(CHAPTERS); do grep -qx 'status: ok' $(BUILD)/notebooks/$$c/parameters.yaml || \
+	  { echo "book: $(BUILD)/notebooks/$$c did not run to the end; rm its .done and rerun" >&2; \
+	    exit 1; }; done
 	rm -rf $(BOOK_SRC) && mkdir -p $(BOOK_SRC)/_vendor/mathjax $(BOOK_SRC)/_vendor/html-manager \
 	  $(BOOK_SRC)/_vendor/requirejs
 	cp $(BOOK_PAGES) $(BOOK_SRC)/
+	mkdir -p $(BOOK_SRC)/_styles && cp $(BOOK_STYLES) $(BOOK_SRC)/_styles/
 	cp $(foreach c,$(CHAPTERS),$(BUILD)/notebooks/$(c)/$(c).ipynb) $(BOOK_SRC)/
 	cp -r $(NPM_DIR)/node_modules/mathjax/es5 $(BOOK_SRC)/_vendor/mathjax/
 	cp $(NPM_DIR)/node_modules/mathjax/LICENSE $(BOOK_SRC)/_vendor/mathjax/
@@ -128,8 +161,11 @@ $(BOOK_HTML)/index.html: $(CHAPTER_STAMPS) $(BOOK_PAGES) $(VENDOR_STAMP)
 bench:
 	@set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
 
+# The chapters are linted as the library is: converted with jupytext to py:percent into
+# build/lint/ and checked with the same ruff configuration (pyproject.toml).
 lint:
-	$(BIN)/ruff check xfr_lib tests bench
+	status=0; $(BIN)/ruff check xfr_lib tests bench || status=1; \
+	  $(PY) tests/notebooks/lint_notebooks.py || status=1; exit $$status
 
 clean:
 	rm -rf $(BUILD) out

@@ -1,8 +1,18 @@
 """The built book, looked at the way a reader sees it: served locally, opened in headless Chromium.
 
-The book is built by ``make book`` (executed chapters + ``jupyter-book build -W``); the fixture
-runs it, which is a no-op when the build is up to date. Set ``XFR_BOOK_HTML`` to check another
-build folder instead. A screenshot of chapter 1 is written to ``build/screenshots/``.
+The book is built by ``make book`` (the chapters executed under nbval + ``jupyter-book build
+-W``); the fixture runs it, which is a no-op when the build is up to date. Set
+``XFR_BOOK_HTML`` to check another build folder instead (and ``XFR_BOOK_NOTEBOOKS`` for the
+executed notebooks it was built from).
+
+Every chapter page is opened at the window sizes of :data:`WINDOWS`. At the default one,
+1280 x 800 (a laptop screen; the theme shows its left side bar and the page's contents on the
+right), every table must fit the article's content box: it is readable in full without
+scrolling. At 800 x 600 (headless Chromium's own default) and 500 x 800 (its narrowest window,
+a phone's width) a table that cannot fit must sit in a horizontally scrollable box that itself
+fits the column. At every size no cell may be cut off by an ancestor, overflow its own box or
+be kept on one line (``white-space: nowrap``). Screenshots are kept in ``build/screenshots/``:
+chapter 1, and each chapter scrolled to its widest table at 1280 x 800 and 500 x 800.
 """
 
 from __future__ import annotations
@@ -25,8 +35,16 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML_DIR = Path(os.environ.get("XFR_BOOK_HTML") or ROOT / "build" / "book" / "_build" / "html")
+NOTEBOOKS = Path(os.environ.get("XFR_BOOK_NOTEBOOKS") or ROOT / "build" / "notebooks")
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CH1 = "01_face_recognition"
+CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
+# (width, height) of the browser window. The default of these checks is a laptop screen, where
+# every table must fit the article column; 800 x 600 is headless Chromium's own default and
+# 500 x 800 its narrowest window (a phone), where a table may instead scroll in its own box.
+DEFAULT_WINDOW = (1280, 800)
+WINDOWS = [DEFAULT_WINDOW, (800, 600), (500, 800)]
+SCREENSHOT_WINDOWS = [DEFAULT_WINDOW, (500, 800)]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--hide-scrollbars", "--mute-audio"]
@@ -47,14 +65,77 @@ window.addEventListener("load", () => {
     const resources = performance.getEntriesByType("resource").map(r => r.name);
     const math = {version: window.MathJax && window.MathJax.version || null,
                   rendered: document.querySelectorAll("mjx-container").length};
+    const layout = tableLayout();
+    const text = (document.querySelector("article") || document.body).innerText;
     const pre = document.createElement("pre");
     pre.id = "xfr-probe";
-    pre.textContent = JSON.stringify({imgs, tables, figures, resources, math});
+    pre.textContent = JSON.stringify({imgs, tables, figures, resources, math, layout, text});
     document.body.appendChild(pre);
   };
   const mj = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
   (mj || Promise.resolve()).then(report, report);
 });
+
+// Where every table of the article sits: the article's content box, each table's box, the
+// horizontally scrollable box around it (if any), and its cells that a reader cannot see in
+// full: cut off by an ancestor that hides overflow, wider than their own box, or nowrap.
+function tableLayout() {
+  const article = document.querySelector("article.bd-article") || document.querySelector("article");
+  if (!article) return null;
+  const st = getComputedStyle(article), a = article.getBoundingClientRect();
+  const content = {left: a.left + parseFloat(st.paddingLeft) + parseFloat(st.borderLeftWidth),
+                   right: a.right - parseFloat(st.paddingRight) - parseFloat(st.borderRightWidth)};
+  const round = v => Math.round(v * 10) / 10;
+  const box = r => ({left: round(r.left), right: round(r.right), width: round(r.width),
+                     top: round(r.top + window.scrollY), bottom: round(r.bottom + window.scrollY)});
+  const scroller = el => {
+    for (let e = el.parentElement; e && e !== document.body; e = e.parentElement) {
+      const ox = getComputedStyle(e).overflowX;
+      if (ox === "auto" || ox === "scroll") return e;
+      if (e === article) return null;
+    }
+    return null;
+  };
+  const clippers = (el, stop) => {  // ancestors below `stop` that cut off what overflows them
+    const out = [];
+    for (let e = el.parentElement; e && e !== stop && e !== document.documentElement;
+         e = e.parentElement) {
+      const ox = getComputedStyle(e).overflowX;
+      if (ox === "hidden" || ox === "clip") out.push(e);
+    }
+    return out;
+  };
+  const label = c => (c.innerText || "").trim().slice(0, 40);
+  const tables = [...article.querySelectorAll("table")].map(t => {
+    const sc = scroller(t);
+    const cells = [...t.querySelectorAll("th, td")];
+    const hidden = [], overflowing = [], nowrap = [];
+    for (const c of cells) {
+      const r = c.getBoundingClientRect();
+      for (const e of clippers(c, sc)) {
+        const q = e.getBoundingClientRect();
+        if (r.right > q.right + 1 || r.left < q.left - 1) { hidden.push(label(c)); break; }
+      }
+      if (c.scrollWidth > c.clientWidth + 1) overflowing.push(label(c));
+      const ws = getComputedStyle(c).whiteSpace;
+      if (ws.startsWith("nowrap") || ws === "pre") nowrap.push(label(c));
+    }
+    return {
+      id: t.id || (t.closest("[id]") || {}).id || "",
+      caption: t.caption ? t.caption.textContent.trim().slice(0, 60) : "",
+      columns: t.rows.length ? t.rows[0].cells.length : 0,
+      fontSize: getComputedStyle(t).fontSize,
+      box: box(t.getBoundingClientRect()),
+      captionBox: t.caption ? box(t.caption.getBoundingClientRect()) : null,
+      scroller: sc ? {...box(sc.getBoundingClientRect()), clientWidth: sc.clientWidth,
+                      scrollWidth: sc.scrollWidth, clipped: clippers(sc, null).some(e => {
+                        const q = e.getBoundingClientRect(), r = sc.getBoundingClientRect();
+                        return r.right > q.right + 1 || r.left < q.left - 1; })} : null,
+      hidden, overflowing, nowrap,
+    };
+  });
+  return {window: [window.innerWidth, window.innerHeight], content: box(content), tables};
+}
 </script>
 """
 
@@ -119,8 +200,10 @@ def _run_chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProces
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
 
 
-def _probe(server: str, page: str, tmp_path: Path) -> dict:
-    proc = _run_chromium(["--dump-dom", f"{server}/__probe__/{page}"], tmp_path)
+def _probe(server: str, page: str, tmp_path: Path,
+           window: tuple[int, int] = DEFAULT_WINDOW) -> dict:
+    proc = _run_chromium([f"--window-size={window[0]},{window[1]}", "--dump-dom",
+                          f"{server}/__probe__/{page}"], tmp_path)
     match = re.search(r'<pre id="xfr-probe"[^>]*>(.*?)</pre>', proc.stdout, re.DOTALL)
     assert match, (f"the page {page} did not finish loading in Chromium (rc {proc.returncode}, "
                    f"{len(proc.stdout)} chars):\n{proc.stdout[-500:]}\n{proc.stderr[-1500:]}")
@@ -196,3 +279,179 @@ def test_screenshot_of_chapter_1_is_not_blank(server, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert pixels.shape == (2000, 1280)
     assert pixels.std() > 10  # text and figures, not an empty or error page
+
+
+@pytest.fixture(scope="module")
+def probe(server, tmp_path_factory):
+    """``probe(page, window)``: what :data:`PROBE` saw, each page and window loaded once."""
+    profile = tmp_path_factory.mktemp("chromium")
+    seen: dict[tuple[str, tuple[int, int]], dict] = {}
+
+    def load(page: str, window: tuple[int, int] = DEFAULT_WINDOW) -> dict:
+        if (page, window) not in seen:
+            seen[page, window] = _probe(server, page, profile, window)
+        return seen[page, window]
+
+    return load
+
+
+def _table_problems(chapter: str, layout: dict, must_fit: bool) -> list[str]:
+    """What keeps a reader from reading each table of a page in full (see the module docstring)."""
+    problems = []
+    left, right = layout["content"]["left"], layout["content"]["right"]
+    for t in layout["tables"]:
+        number = re.match(r"Table \S+\d", t["caption"])
+        name = f"{chapter}: {number.group(0) if number else 'a table'} ({t['id'] or 'no id'})"
+        b, sc = t["box"], t["scroller"]
+        fits = b["left"] >= left - 1 and b["right"] <= right + 1
+        if must_fit and not fits:
+            problems.append(f"{name}: {b['width']} px wide in a {right - left:.0f} px column")
+        elif not fits and sc is None:
+            problems.append(f"{name}: {b['width']} px wide in a {right - left:.0f} px column, "
+                            f"and not in a horizontally scrollable box")
+        elif not fits and (sc["left"] < left - 1 or sc["right"] > right + 1 or sc["clipped"]):
+            problems.append(f"{name}: its scrollable box ({sc['left']}-{sc['right']} px) spills "
+                            f"out of the column ({left:.0f}-{right:.0f} px)")
+        elif not fits and sc["scrollWidth"] < b["width"] - 1:
+            problems.append(f"{name}: its box scrolls over {sc['scrollWidth']} px of a "
+                            f"{b['width']} px table")
+        cap, view = t.get("captionBox"), sc if sc is not None else {"left": left, "right": right}
+        if cap and (cap["left"] < max(left, view["left"]) - 1
+                    or cap["right"] > min(right, view["right"]) + 1):
+            problems.append(f"{name}: its caption ({cap['left']}-{cap['right']} px) is not "
+                            f"all in view")
+        for kind, what in (("hidden", "cut off by an ancestor"),
+                           ("overflowing", "wider than their column"),
+                           ("nowrap", "kept on one line (nowrap)")):
+            if t[kind]:
+                problems.append(f"{name}: cells {what}: {t[kind][:5]}")
+    return problems
+
+
+@pytest.mark.parametrize("window", WINDOWS, ids=[f"{w}x{h}" for w, h in WINDOWS])
+def test_every_table_is_readable_in_full(probe, server, tmp_path, window):
+    """At the default window every table fits the column; in narrower ones it may scroll."""
+    problems, count = [], 0
+    for chapter in CHAPTERS:
+        layout = probe(f"{chapter}.html", window)["layout"]
+        assert layout is not None, f"{chapter}: no article in the page"
+        assert layout["window"][0] == window[0], layout["window"]
+        count += len(layout["tables"])
+        problems += _table_problems(chapter, layout, must_fit=window == DEFAULT_WINDOW)
+        if window in SCREENSHOT_WINDOWS:
+            _screenshot_widest_table(server, tmp_path, chapter, layout, window)
+    assert count >= len(CHAPTERS), f"only {count} tables in {len(CHAPTERS)} chapters"
+    assert not problems, (f"tables not readable in full at {window[0]}x{window[1]}:\n"
+                          + "\n".join(problems))
+
+
+def test_the_table_check_sees_a_table_that_does_not_fit():
+    """The checks above on made-up layouts: the one the theme gave Table 2.1 before xfr.css."""
+    layout = {"content": {"left": 288, "right": 976}, "tables": [{
+        "id": "tab-wide", "caption": "Table 2.1 Wide", "box": {"left": 288, "right": 1163,
+                                                                "width": 875},
+        "captionBox": {"left": 288, "right": 976, "width": 688},
+        "scroller": {"left": 288, "right": 976, "width": 688, "clientWidth": 688,
+                     "scrollWidth": 875, "clipped": False},
+        "hidden": [], "overflowing": [], "nowrap": []}]}
+    assert _table_problems("02", layout, must_fit=False) == []  # it scrolls in its box
+    assert "875 px wide in a 688 px column" in _table_problems("02", layout, must_fit=True)[0]
+    layout["tables"][0]["scroller"] = None
+    assert "not in a horizontally scrollable box" in _table_problems("02", layout, False)[0]
+    layout["tables"][0].update(scroller={"left": 288, "right": 1163, "width": 875,
+                                         "clientWidth": 875, "scrollWidth": 875,
+                                         "clipped": True}, nowrap=["pair"])
+    found = _table_problems("02", layout, False)
+    assert "spills out of the column" in found[0] and "nowrap" in found[1]
+    layout["tables"][0].update(captionBox={"left": 288, "right": 1163, "width": 875},
+                               scroller={"left": 288, "right": 976, "width": 688,
+                                         "clientWidth": 688, "scrollWidth": 875,
+                                         "clipped": False}, nowrap=[])
+    assert ["caption" in p for p in _table_problems("02", layout, False)] == [True]
+
+
+def test_the_book_css_is_linked_from_every_page_and_mathjax_only_once(book):
+    for page in sorted(book.glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        if "<article" not in text:
+            continue
+        assert re.search(r'<link[^>]+href="_static/xfr\.css', text), f"{page.name}: no xfr.css"
+        scripts = re.findall(r'<script[^>]*src="_static/mathjax/[^"]*"', text)
+        assert len(scripts) <= 1, f"{page.name} loads {len(scripts)} MathJax scripts"
+
+
+def _screenshot_widest_table(server, tmp_path, chapter, layout, window) -> None:
+    """``build/screenshots/<chapter>-table-<w>x<h>.png``: the page around its widest table.
+
+    Headless Chromium paints nothing when it is asked to scroll before a screenshot, so the
+    window is made as tall as the page down to the table (its width, hence the layout, stays
+    that of ``window``) and the picture is cropped around the table.
+    """
+    tables = [t for t in layout["tables"] if t["id"]]
+    if not tables:
+        return
+    widest = max(tables, key=lambda t: (t["columns"], t["box"]["width"]))
+    top, bottom = int(widest["box"]["top"]) - 80, int(widest["box"]["bottom"]) + 40
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / f"{chapter}-table-{window[0]}x{window[1]}.png"
+    shot.unlink(missing_ok=True)
+    height = max(bottom, window[1])
+    _run_chromium([f"--screenshot={shot}", f"--window-size={window[0]},{height}",
+                   f"{server}/{chapter}.html"], tmp_path)
+    assert shot.is_file(), f"Chromium wrote no screenshot of {chapter}"
+    image = Image.open(shot)
+    image.crop((0, max(0, top), window[0], min(bottom, image.height))).save(shot)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.std() > 10, f"the screenshot of {chapter}'s table {widest['id']} is blank"
+
+
+# --- what the executed notebooks hold reaches the page ----------------------------------------
+
+def _executed(chapter: str) -> dict:
+    """The executed notebook the book page was built from (build/notebooks/<chapter>/)."""
+    return json.loads((NOTEBOOKS / chapter / f"{chapter}.ipynb").read_text(encoding="utf-8"))
+
+
+def _tokens(text: str) -> str:
+    """Letters and digits only, one space apart: what survives Markdown and HTML alike."""
+    return " ".join(re.findall(r"[^\W_]+", text))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_glued_values_markdown_outputs_and_figures_reach_the_page(probe, chapter):
+    """What the chapter's run computed (glue, Markdown it displayed, figures) is on its page."""
+    nb = _executed(chapter)
+    source = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    seen = probe(f"{chapter}.html")
+    text = " ".join(seen["text"].split())
+    page = _tokens(text)
+    assert "{glue" not in text and "{numref" not in text, "an unrendered role in the page"
+    glued, shown, pngs = {}, [], 0
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] != "code" or {"remove-output", "remove-cell"} & set(tags):
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            scrap = out.get("metadata", {}).get("scrapbook")
+            if scrap:
+                value = data.get(f"{scrap.get('mime_prefix', '')}text/markdown")
+                if value is not None:
+                    glued[scrap["name"]] = "".join(value)
+            elif "text/markdown" in data:
+                shown.append("".join(data["text/markdown"]))
+            elif "image/png" in data:
+                pngs += 1
+    quoted = set(re.findall(r"\{glue(?::md|:text)?\}`([^`]+)`", source))
+    assert not quoted - set(glued), f"quoted but not glued: {sorted(quoted - set(glued))}"
+    for key in sorted(quoted):
+        assert _tokens(glued[key]) in page, f"glued {key} = {glued[key]!r} is not on the page"
+    for md in shown:  # tables are checked by the table tests; sentences by their words
+        if md.lstrip().startswith(("```", ":::", "|")):
+            continue
+        # the longest stretch without roles, math or link targets, which render differently
+        pieces = re.split(r"\{[\w:-]+\}`[^`]*`|\$[^$]*\$|\]\([^)]*\)", md)
+        words = " ".join(max((_tokens(p).split() for p in pieces), key=len)[:8])
+        assert words in page, f"the Markdown output {md[:80]!r} is not on the page"
+    loaded = [i for i in seen["imgs"] if i["complete"] and i["w"] > 0 and i["h"] > 0]
+    assert len(loaded) >= pngs, f"{pngs} figures in the notebook, {len(loaded)} shown"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -24,6 +28,8 @@ from xfr_lib.runner import (
 )
 
 CH1 = "01_face_recognition"
+ROOT = Path(__file__).resolve().parents[1]
+RUN_NBVAL = ROOT / "tests" / "notebooks" / "run_nbval.py"
 
 TINY = """\
 ---
@@ -56,6 +62,18 @@ Path(out_dir).mkdir(parents=True, exist_ok=True)
 print(n * n)
 ```
 """
+
+
+# A chapter with a deliberately false guard: whatever runs it must fail and quote the sentence.
+FALSE_GUARD = TINY.replace("print(n * n)", """\
+from xfr_lib.book import Chapter
+
+Chapter(out_dir).claim(1 > 2, "one is more than two")""") + """
+```{code-cell} ipython3
+print("never reached")
+```
+"""
+SENTENCE = "one is more than two"
 
 
 @pytest.fixture
@@ -194,6 +212,17 @@ def test_cli_reports_errors_in_one_line_and_exits_2(capsys):
     assert "orl_identities: int = 20" in capsys.readouterr().out
 
 
+def test_help_with_a_chapter_lists_its_parameters(capsys):
+    """`xfr run 1 --help`, as the README says: usage, then the chapter's parameters with their
+    types, defaults and help text (from papermill's inspection of the parameters cell)."""
+    assert main(["1", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: xfr run") and "parameters of 01_face_recognition:" in out
+    assert "seed: int = 0  # seed of every random choice" in out
+    assert main(["--help"]) == 0 and "chapter" in capsys.readouterr().out
+    assert main([]) == 2 and "name the chapter" in capsys.readouterr().err
+
+
 # --- real runs ----------------------------------------------------------------------------------
 
 def test_run_with_overrides_writes_notebook_outputs_and_parameters(tiny, tmp_path):
@@ -245,3 +274,59 @@ def test_chapter_1_with_the_fastest_parameters_saves_its_figures_and_tables(tmp_
     record = yaml.safe_load((out / "parameters.yaml").read_text())
     assert record["parameters"]["models"] == ["dlib_resnet29"]
     assert "tab-verification.csv" in record["outputs"]
+
+
+# --- a false sentence fails the build -----------------------------------------------------------
+
+def test_a_false_guard_fails_run_chapter_with_the_sentence_in_one_line(tiny, tmp_path):
+    (tiny / "09_false.md").write_text(FALSE_GUARD)
+    out = tmp_path / "false"
+    with pytest.raises(ChapterError) as info:
+        run_chapter("09_false", out_dir=out, progress=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f'ClaimError: the chapter says "{SENTENCE}"' in message
+    assert "failed at In [3]" in message
+    record = yaml.safe_load((out / "parameters.yaml").read_text())
+    assert record["status"] == "failed" and SENTENCE in record["error"]
+
+
+def test_a_false_guard_fails_the_nbval_build_and_leaves_no_stamp(tiny, tmp_path):
+    """The path of ``make test``/``make book``: tests/notebooks/run_nbval.py (nbval + stamps)."""
+    (tiny / "09_false.md").write_text(FALSE_GUARD)
+    out = tmp_path / "build"
+    proc = subprocess.run([sys.executable, str(RUN_NBVAL), "--out", str(out), "7", "9"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600, check=False,
+                          env={**os.environ, runner.NOTEBOOKS_ENV: str(tiny)})
+    report = proc.stdout + proc.stderr
+    assert proc.returncode != 0, report
+    assert SENTENCE in report
+    assert "09_false/09_false.ipynb::Cell 2" in report  # pytest's report names the cell
+    assert re.search(r"nbval: 09_false: failed at Cell 2 \(In \[3\]\).*ClaimError", report)
+    assert not (out / "09_false" / ".done").exists()
+    record = yaml.safe_load((out / "09_false" / "parameters.yaml").read_text())
+    assert record["status"] == "failed" and SENTENCE in record["error"]
+    partial = nbformat.read(out / "09_false" / "09_false.ipynb", as_version=4)
+    assert partial.metadata["xfr"]["status"] == "failed"
+    errors = [o for c in partial.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert len(errors) == 1 and SENTENCE in errors[0].evalue
+    assert partial.cells[-1].outputs == []  # the cells after the failure are skipped
+    # the good chapter of the same run is complete and stamped
+    assert (out / "07_tiny" / ".done").is_file()
+    assert yaml.safe_load((out / "07_tiny" / "parameters.yaml").read_text())["status"] == "ok"
+
+
+def test_xfr_run_outside_a_checkout_says_it_needs_the_repository_notebooks(tmp_path, monkeypatch,
+                                                                          capsys):
+    from xfr_lib.cli import main as xfr
+
+    monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(tmp_path / "no-checkout" / "notebooks"))
+    monkeypatch.chdir(tmp_path)
+    assert xfr(["run", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("xfr: error: the chapters' notebooks are not installed with xfr_lib")
+    assert "from a checkout of the xfr repository" in err
+    assert runner.NOTEBOOKS_ENV in err
+    assert not (tmp_path / "out").exists()

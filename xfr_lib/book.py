@@ -30,7 +30,7 @@ import math
 import re
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -196,15 +196,6 @@ class Chapter:
             extra = f" ({detail})" if detail else ""
             raise ClaimError(f'the chapter says "{sentence}", but this run\'s numbers '
                              f"contradict it{extra}")
-
-
-def require(values: Sequence[Any], what: str) -> None:
-    """Fail with :class:`ClaimError` unless every value is a finite number (``what`` names them)."""
-    bad = [v for v in values if not (isinstance(v, (int, float, np.number))
-                                     and math.isfinite(float(v)))]
-    if bad:
-        raise ClaimError(f"{what}: {len(bad)} of {len(values)} values are not finite numbers "
-                         f"(e.g. {bad[0]!r})")
 
 
 def _shorten(text: str, limit: int = 120) -> str:

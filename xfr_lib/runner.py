@@ -340,6 +340,7 @@ def prepare_chapter(chapter: str | int, params_file: str | Path | None = None,
     Raises:
         ChapterError: bad parameters; nothing is written then.
     """
+    import nbformat
     import papermill as pm
 
     name = resolve_chapter(chapter)
@@ -363,8 +364,11 @@ def prepare_chapter(chapter: str | int, params_file: str | Path | None = None,
         "status": "prepared",
     }
     notebook = out / f"{name}.ipynb"
-    pm.execute_notebook(read_notebook(name), str(notebook), parameters=values,
-                        prepare_only=True, progress_bar=False)
+    nb = pm.execute_notebook(read_notebook(name), str(notebook), parameters=values,
+                             prepare_only=True, progress_bar=False)
+    # papermill records an in-memory input as its full text; record where it came from.
+    nb.metadata.papermill.update(input_path=record["source"], output_path=notebook.name)
+    atomic_write_text(notebook, nbformat.writes(nb))
     prepared = PreparedChapter(name, notebook, out / "parameters.yaml", record)
     _write_yaml(prepared.record_path, record)
     return prepared

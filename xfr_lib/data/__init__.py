@@ -11,6 +11,7 @@ files).
 """
 
 from xfr_lib.data._assets import (
+    CACHE_ENV,
     asset_dir,
     asset_file,
     asset_spec,
@@ -63,13 +64,14 @@ from xfr_lib.data._verification import (
 )
 
 __all__ = [
-    "DATASETS", "DEFAULT_GENUINE_PER_FOLD", "DEFAULT_IMPOSTOR_PER_FOLD", "DEFAULT_N_FOLDS",
-    "IMAGE_EXTENSIONS", "LFW_PAIRS", "LFW_VARIANTS", "PROTOCOL_DIR", "SHIPPED", "Benchmark", "FaceDataset",
-    "FaceImage", "IdentificationProtocol", "VerificationProtocol", "asset_dir", "asset_file",
-    "asset_spec", "cache_dir", "calfw", "check_disjoint", "cplfw", "download_lfw",
-    "download_url", "extract_tar", "fetch", "image_numbers", "is_image_file", "lfw",
-    "lfw_dataset", "list_assets", "list_datasets", "load_dataset", "load_xlfw_pairs",
-    "make_identification_protocol", "make_verification_protocol", "manifest", "natural_key",
-    "normalize_name", "read_image_folder", "read_pairs_txt", "shipped_protocol", "tree_sha256",
+    "CACHE_ENV", "DATASETS", "DEFAULT_GENUINE_PER_FOLD", "DEFAULT_IMPOSTOR_PER_FOLD",
+    "DEFAULT_N_FOLDS", "IMAGE_EXTENSIONS", "LFW_PAIRS", "LFW_VARIANTS", "PROTOCOL_DIR",
+    "SHIPPED", "Benchmark", "FaceDataset", "FaceImage", "IdentificationProtocol",
+    "VerificationProtocol", "asset_dir", "asset_file", "asset_spec", "cache_dir", "calfw",
+    "check_disjoint", "cplfw", "download_lfw", "download_url", "extract_tar", "fetch",
+    "image_numbers", "is_image_file", "lfw", "lfw_dataset", "list_assets", "list_datasets",
+    "load_dataset", "load_xlfw_pairs", "make_identification_protocol",
+    "make_verification_protocol", "manifest", "natural_key", "normalize_name",
+    "read_image_folder", "read_pairs_txt", "shipped_protocol", "tree_sha256",
     "write_shipped_protocols", "xlfw_dataset",
 ]

@@ -50,12 +50,12 @@ from xfr_lib.faces._regions import (
 )
 
 __all__ = [
-    "ALIGNMENTS", "ARCFACE_TEMPLATE", "CACHE_VERSION", "DETECTOR", "LANDMARK_MODELS", "MIN_SIDE",
-    "OCCLUDER_FILLS", "OCCLUDER_KINDS", "OUTSIDE", "REGIONS", "REGION_GROUPS", "AlignedFace",
-    "Face", "FaceChoice", "FaceRegions", "ImageLike", "align_face", "aligned_chip",
-    "alignment_settings", "chip_cache_key", "chip_to_tensor", "choose_face", "describe",
-    "detect_faces", "dlib_landmarks", "face_regions", "list_faces", "load_image",
-    "mass_in_region", "mass_ratio_to_chance", "mirror_landmarks", "occlude", "occluder_content",
-    "occluder_region", "pose_table", "region_shares", "roll", "similarity_transform",
-    "tensor_to_chip", "yaw",
+    "ALIGNMENTS", "ARCFACE_TEMPLATE", "CACHE_VERSION", "DETECTOR", "LANDMARK_MODELS",
+    "MIN_SIDE", "OCCLUDER_FILLS", "OCCLUDER_KINDS", "OUTSIDE", "REGIONS", "REGION_GROUPS",
+    "AlignedFace", "Face", "FaceChoice", "FaceRegions", "ImageLike", "align_face",
+    "aligned_chip", "alignment_settings", "chip_cache_key", "chip_to_tensor", "choose_face",
+    "describe", "detect_faces", "dlib_landmarks", "face_regions", "list_faces", "load_image",
+    "mass_in_region", "mass_ratio_to_chance", "mirror_landmarks", "occlude",
+    "occluder_content", "occluder_region", "pose_table", "region_shares", "roll",
+    "similarity_transform", "tensor_to_chip", "yaw",
 ]

@@ -28,8 +28,7 @@ import numpy as np
 import torch
 
 from xfr_lib._io import atomic_write, sha256_file
-from xfr_lib.data import asset_spec, cache_dir
-from xfr_lib.data._assets import CACHE_ENV
+from xfr_lib.data import CACHE_ENV, asset_spec, cache_dir
 from xfr_lib.errors import ImageError
 from xfr_lib.faces import _detect
 from xfr_lib.faces._align import align_face, alignment_settings

@@ -14,5 +14,7 @@ from xfr_lib.models._base import MODELS, FaceModel, embed, list_models, load_mod
 from xfr_lib.models.dlib_resnet import DlibResNet29, read_dlib_dat
 from xfr_lib.models.sface import SFace
 
-__all__ = ["MODELS", "DlibResNet29", "FaceModel", "SFace", "embed", "list_models", "load_model",
-           "model_device", "read_dlib_dat"]
+__all__ = [
+    "MODELS", "DlibResNet29", "FaceModel", "SFace", "embed", "list_models", "load_model",
+    "model_device", "read_dlib_dat",
+]
