@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import MYST_HEADER
 
 from xfr_lib import runner
 from xfr_lib.errors import UnknownNameError, XfrError
@@ -31,19 +32,7 @@ CH1 = "01_face_recognition"
 ROOT = Path(__file__).resolve().parents[1]
 RUN_NBVAL = ROOT / "tests" / "notebooks" / "run_nbval.py"
 
-TINY = """\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-    format_version: 0.13
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+TINY = MYST_HEADER + """
 # A tiny chapter
 
 ```{code-cell} ipython3

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import MYST_HEADER
 
 from xfr_lib import runner
 from xfr_lib.runner import ChapterError, list_chapters
@@ -27,19 +28,7 @@ sys.path.insert(0, str(NBVAL_DIR))
 
 import run_nbval
 
-HEADER = """\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-    format_version: 0.13
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+HEADER = MYST_HEADER + """
 # A chapter that shows things
 """
 
