@@ -8,8 +8,10 @@ import sys
 
 import pytest
 from PIL import Image
+from test_explainers import FAST
 
 from xfr_lib.data import asset_dir
+from xfr_lib.explainers import list_methods
 
 WILD = asset_dir("wild")
 
@@ -33,9 +35,31 @@ def test_lists():
     proc = xfr("datasets")
     assert proc.returncode == 0 and {"orl", "wild", "radar", "lfw", "folder"} <= set(proc.stdout.split())
     proc = xfr("methods")
-    lines = dict(line.split(None, 1) for line in proc.stdout.strip().splitlines())
-    assert proc.returncode == 0 and {"corrrise", "rise"} <= set(lines)
+    rows = proc.stdout.strip().splitlines()
+    lines = dict(line.split(None, 1) for line in rows if not line.startswith(" "))
+    assert proc.returncode == 0 and set(lines) == set(list_methods())
     assert lines["corrrise"].startswith("Pearson correlation")  # each method with its summary
+    # Layer methods list each model's usable layers under their line, the default marked.
+    after_gradcam = rows[rows.index(next(r for r in rows if r.startswith("gradcam "))) + 1:]
+    assert after_gradcam[0].split() == ["layer", "on", "dlib_resnet29:", "block_35x35,",
+                                        "block_17x17,", "block_8x8", "(default)"]
+    assert "conv_7x7 (default)" in after_gradcam[1] and "sface" in after_gradcam[1]
+
+
+@pytest.mark.parametrize("method", list_methods())
+def test_explain_works_for_every_method(method, tmp_path, run):
+    params = [f"-p{k}={v}" for k, v in FAST[method].items()]
+    proc = run("explain", str(WILD / "macron/macron_1.jpg"), str(WILD / "macron/macron_2.jpg"),
+               "--method", method, "--out", str(tmp_path), *params)
+    assert proc.returncode == 0, proc.stderr
+    (report,) = tmp_path.glob("*.json")
+    assert json.loads(report.read_text())["method"] == method
+
+
+def test_an_unknown_layer_lists_the_models_layers(run):
+    proc = run("explain", str(WILD / "macron/macron_1.jpg"), str(WILD / "macron/macron_2.jpg"),
+               "--method", "gradcam", "-p", "layer=block_99x99")
+    assert_one_line_error(proc, "block_99x99", "block_35x35", "block_17x17", "block_8x8")
 
 
 def test_verify_same_person_and_impostor():

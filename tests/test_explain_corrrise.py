@@ -162,6 +162,49 @@ def test_correlation_equals_brute_force_pearson():
     np.testing.assert_allclose(pearson_map(scores, m), want, atol=1e-10)
 
 
+
+def test_spearman_variant_equals_brute_force_rank_correlation():
+    from scipy.stats import spearmanr
+
+    model = QuadrantModel(size=16, dim=16, seed=3)
+    a, b = images(size=16, seed=4)
+    params = {"n": 50, "patch_size": 4, "n_patches": 3, "seed": 7}
+    expl = explain("corrrise", model, a, b, correlation="spearman", **params)
+    assert expl.params["correlation"] == "spearman"
+    masks = PatchMasks(n=50, height=16, width=16, n_patches=3, patch_size=4, seed=7).all()
+    scores = expl.extras["scores_a"]
+    m = masks.numpy().astype(np.float64)
+    want = np.zeros((16, 16))
+    for i in range(16):
+        for j in range(16):
+            if m[:, i, j].std() > 0:
+                want[i, j] = spearmanr(scores, m[:, i, j]).statistic
+    np.testing.assert_allclose(expl.extras["correlation_a"], want, atol=1e-5)
+    # Same masks, same scores: only the correlation differs from the Pearson map.
+    pearson = explain("corrrise", model, a, b, **params)
+    np.testing.assert_array_equal(pearson.extras["scores_a"], scores)
+    assert not np.allclose(pearson.extras["correlation_a"], want, atol=1e-3)
+
+
+def test_inside_placement_keeps_whole_patches_and_is_recorded():
+    clipped = PatchMasks(n=300, height=20, width=20, n_patches=1, patch_size=6, low=0.0,
+                         high=0.0, seed=2).all()
+    inside = PatchMasks(n=300, height=20, width=20, n_patches=1, patch_size=6, low=0.0,
+                        high=0.0, seed=2, placement="inside").all()
+    assert ((inside == 0).sum((1, 2)) == 36).all()  # every patch whole
+    assert ((clipped == 0).sum((1, 2)) < 36).any()  # some clipped by the border
+    # Corner pixels: covered by clipped patches as often as any; by inside ones rarely.
+    assert (clipped[:, 0, 0] == 0).float().mean() > 2 * (inside[:, 0, 0] == 0).float().mean()
+    model = QuadrantModel()
+    a, b = images()
+    expl = explain("corrrise", model, a, b, placement="inside", **FAST)
+    assert expl.params["placement"] == "inside"
+    assert quadrant_share(expl.similarity_a) > 0.6
+    with pytest.raises(XfrError, match="placement='border' is unknown; use one of clipped"):
+        explain("corrrise", model, a, b, placement="border", **FAST)
+    with pytest.raises(XfrError, match="correlation='kendall' is unknown"):
+        explain("corrrise", model, a, b, correlation="kendall", **FAST)
+
 def test_streaming_pearson_equals_one_matrix_product_and_guards_constant_pixels():
     rng = np.random.default_rng(0)
     m = rng.random((64, 5, 6))

@@ -29,11 +29,12 @@ _API = {
     "explain": "xfr_lib.explainers",
     "explain_identification": "xfr_lib.explainers",
     "list_methods": "xfr_lib.explainers",
+    "compare_methods": "xfr_lib.explainers",
     "embed_dataset": "xfr_lib.evaluate",
     "XfrError": "xfr_lib.errors",
 }
 
-__all__ = ["FaceModel", "XfrError", "embed_dataset", "explain", "explain_identification", "fetch",
+__all__ = ["FaceModel", "XfrError", "compare_methods", "embed_dataset", "explain", "explain_identification", "fetch",
            "list_datasets", "list_methods", "list_models", "load_dataset", "load_model"]
 
 

@@ -74,7 +74,12 @@ def _cmd_list(args) -> int:
         names = list_methods()
         width = max(map(len, names))
         for name in names:
-            print(f"{name:{width}s}  {method_info(name)['summary']}")
+            info = method_info(name)
+            print(f"{name:{width}s}  {info['summary']}")
+            for model, layers in info.get("layers", {}).items():
+                usable = ", ".join(f"{lab} (default)" if lab == layers["default"] else lab
+                                   for lab in layers["usable"])
+                print(f"{'':{width}s}    layer on {model}: {usable}")
         return 0
     lister = {"models": xfr_lib.list_models, "datasets": xfr_lib.list_datasets}[args.command]
     print("\n".join(lister()))

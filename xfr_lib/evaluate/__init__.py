@@ -5,7 +5,8 @@ model-randomisation sanity check.
 
 Private modules: ``_metrics`` (verification and identification metrics), ``_embeddings``
 (datasets -> embeddings), ``_cases`` (errors and near-threshold pairs), ``_stability``
-(agreement of maps between runs), ``_sanity`` (randomised models).
+(agreement of maps between runs), ``_maps`` (properties of one map: spread, roughness,
+dissimilarity share), ``_sanity`` (randomised models).
 """
 
 from xfr_lib.evaluate._cases import CASE_KINDS, HARD_KINDS, hardest_cases
@@ -16,6 +17,7 @@ from xfr_lib.evaluate._embeddings import (
     embed_paths,
     identification_scores,
 )
+from xfr_lib.evaluate._maps import dissimilarity_share, mass_area, roughness
 from xfr_lib.evaluate._metrics import (
     RELIABLE_FALSE_MATCHES,
     EERResult,
@@ -70,6 +72,7 @@ __all__ = [
     "agreement_fit",
     "check_scores_labels",
     "cmc",
+    "dissimilarity_share",
     "eer",
     "eer_from_curve",
     "embed_dataset",
@@ -80,6 +83,7 @@ __all__ = [
     "identification_scores",
     "learned_tensor_names",
     "map_agreement",
+    "mass_area",
     "mean_shares",
     "occlusion_experiment",
     "probe_inputs",
@@ -89,6 +93,7 @@ __all__ = [
     "ranks",
     "region_table",
     "roc",
+    "roughness",
     "seed_stability",
     "spearman",
     "stability_over_n",

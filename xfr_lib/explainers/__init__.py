@@ -13,9 +13,16 @@ A method is one file of this package: an :class:`Explainer` subclass registered 
 map per image; the base class checks it and splits it into similarity and dissimilarity.
 Importing this package imports every method module below, which fills :data:`METHODS`.
 
+:func:`compare_methods` runs several methods on one pair and measures what each costs.
+
 Private modules: ``_explainer`` (the base class), ``_api`` (the registry and the calls),
-``_inputs`` (images and galleries), ``_results`` (what an explanation returns), ``_target``
-(the pair score as a gradient target), ``_masks`` (random masks and masked forward passes).
+``_compare`` (several methods on one pair), ``_inputs`` (images and galleries), ``_results``
+(what an explanation returns), ``_target`` (the pair score as a gradient target), ``_gradients``
+(layers and batched pair scores of the gradient methods), ``_masks`` (random masks and masked
+forward passes), ``_occluders`` (the occlusion grids and Gaussian regions of xFace and Mery's
+family). The methods: ``corrrise``, ``rise``, ``lime``, ``xface``, ``mery`` (single and greedy
+removal and aggregation, and their average), ``minplus``, ``gradcam``, ``gradcampp``,
+``saliency``, ``fggb``.
 Figures and report files of explanations are in :mod:`xfr_lib.plot`.
 """
 
@@ -27,6 +34,7 @@ from xfr_lib.explainers._api import (
     list_methods,
     method_info,
 )
+from xfr_lib.explainers._compare import MethodComparison, compare_methods, count_forward_images
 from xfr_lib.explainers._explainer import Explainer, SignedMaps, check_int, check_number
 from xfr_lib.explainers._inputs import Gallery, ImageInput, describe_input, prepare_image
 from xfr_lib.explainers._masks import (
@@ -54,15 +62,72 @@ from xfr_lib.explainers.corrrise import (
     PearsonAccumulator,
     gaussian_regularize,
     pearson_map,
+    spearman_map,
 )
+from xfr_lib.explainers.fggb import FGGB
+from xfr_lib.explainers.gradcam import GradCAM
+from xfr_lib.explainers.gradcampp import GradCAMPlusPlus
+from xfr_lib.explainers.lime import LIME
+from xfr_lib.explainers.mery import (
+    GreedyAggregation,
+    GreedyRemoval,
+    MeryAverage,
+    SingleAggregation,
+    SingleRemoval,
+)
+from xfr_lib.explainers.minplus import MinPlus
 from xfr_lib.explainers.rise import RISE
+from xfr_lib.explainers.saliency import Saliency
+from xfr_lib.explainers.xface import XFace
 
 __all__ = [
-    "FILLS", "MAP_NAMES", "METHODS", "RISE", "CorrRISE", "Explainer", "Gallery",
-    "IdentificationExplanation", "IdentificationMatch", "ImageInput", "MaskSet", "PatchMasks",
-    "PearsonAccumulator", "RiseMasks", "SignedMaps", "SimilarityTarget",
-    "VerificationExplanation", "apply_masks", "check_int", "check_number",
-    "default_patch_size", "describe_input", "explain", "explain_identification", "fill_image",
-    "gaussian_regularize", "get_explainer", "list_methods", "map_summary", "masked_scores",
-    "method_info", "pearson_map", "prepare_image",
+    "FGGB",
+    "FILLS",
+    "LIME",
+    "MAP_NAMES",
+    "METHODS",
+    "RISE",
+    "CorrRISE",
+    "Explainer",
+    "Gallery",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "GreedyAggregation",
+    "GreedyRemoval",
+    "IdentificationExplanation",
+    "IdentificationMatch",
+    "ImageInput",
+    "MaskSet",
+    "MeryAverage",
+    "MethodComparison",
+    "MinPlus",
+    "PatchMasks",
+    "PearsonAccumulator",
+    "RiseMasks",
+    "Saliency",
+    "SignedMaps",
+    "SimilarityTarget",
+    "SingleAggregation",
+    "SingleRemoval",
+    "VerificationExplanation",
+    "XFace",
+    "apply_masks",
+    "check_int",
+    "check_number",
+    "compare_methods",
+    "count_forward_images",
+    "default_patch_size",
+    "describe_input",
+    "explain",
+    "explain_identification",
+    "fill_image",
+    "gaussian_regularize",
+    "get_explainer",
+    "list_methods",
+    "map_summary",
+    "masked_scores",
+    "method_info",
+    "pearson_map",
+    "prepare_image",
+    "spearman_map",
 ]

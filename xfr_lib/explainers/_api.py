@@ -27,14 +27,31 @@ def list_methods() -> list[str]:
 
 def method_info(method: str) -> dict[str, Any]:
     """What the CLI and notebooks show about a method: name, one-line summary, whether it is
-    black-box, and its parameters with their defaults (``None`` = derived from the model).
+    black-box, its parameters with their defaults (``None`` = derived from the model), and for
+    methods with a ``layer`` parameter the usable and default layers of every model.
 
     Raises:
         UnknownNameError: unknown method.
     """
     cls = METHODS.get(method)
-    return {"name": cls.name, "summary": cls.summary, "black_box": cls.black_box,
+    info = {"name": cls.name, "summary": cls.summary, "black_box": cls.black_box,
             "defaults": dict(cls.defaults)}
+    if "layer" in cls.defaults:
+        info["layers"] = model_layers()
+    return info
+
+
+def model_layers() -> dict[str, dict[str, Any]]:
+    """For methods with a ``layer`` parameter: per model, its usable layers (labels of its
+    ``cam_layers``, finest first) and the default one (``None`` in ``layer``)."""
+    from xfr_lib.models import MODELS
+
+    out = {}
+    for name in MODELS.names():
+        cls = MODELS.get(name)
+        out[name] = {"default": getattr(cls, "cam_default", None),
+                     "usable": list(getattr(cls, "cam_layers", {}))}
+    return out
 
 
 def get_explainer(method: str, model: Any, **params: Any) -> Explainer:

@@ -31,6 +31,10 @@ REFERENCE_PATCH = 30
 REFERENCE_SIZE = 112
 
 
+#: Where :class:`PatchMasks` may put a patch: across the border, or wholly inside the image.
+PLACEMENTS = ("clipped", "inside")
+
+
 def default_patch_size(height: int, width: int) -> int:
     """CorrRISE's patch side scaled to an input size: 30 px at 112 px (40 px at 150 px)."""
     return max(1, round(REFERENCE_PATCH * min(height, width) / REFERENCE_SIZE))
@@ -67,11 +71,17 @@ class PatchMasks(MaskSet):
     """CorrRISE masks: all ones with ``n_patches`` square patches of random value and place.
 
     Each patch is a ``patch_size`` square whose value is drawn uniformly from ``[low, high]``.
-    Where patches overlap, the later one is painted over the earlier one. Patch corners are
-    drawn so that patches may be clipped by the border (top-left corner uniform in
-    ``[1 - patch_size, H - 1]``), which gives every pixel the same chance of being covered;
-    corners restricted to the inside would cover border pixels far less often, and the
-    correlation there would rest on a handful of masks.
+    Where patches overlap, the later one is painted over the earlier one. The papers do not say
+    whether a patch may cross the image border, so both readings are offered:
+
+    - ``placement="clipped"`` (default): top-left corners uniform in ``[1 - patch_size, H - 1]``,
+      so patches may be clipped by the border. Every pixel has the same chance of being
+      covered, but a patch keeps on average only ``(H / (H + patch_size - 1))^2`` of its area
+      in the image (63 % for 40 px patches on 150 px chips), so each mask hides less.
+    - ``placement="inside"``: corners uniform in ``[0, H - patch_size]``, every patch whole.
+      Each mask hides more of the face, but border pixels are covered far less often than
+      central ones (a corner pixel by one corner position in ``(H - patch_size + 1)^2``), and
+      their correlation rests on a handful of masks.
 
     Args:
         n: number of masks N (paper: 500).
@@ -82,6 +92,7 @@ class PatchMasks(MaskSet):
         low: lower bound of a patch's value.
         high: upper bound of a patch's value.
         seed: seed of the random generator; the masks are a function of all these arguments.
+        placement: ``"clipped"`` (patches may cross the border) or ``"inside"`` (see above).
     """
 
     n: int
@@ -92,6 +103,7 @@ class PatchMasks(MaskSet):
     low: float = 0.0
     high: float = 1.0
     seed: int = 0
+    placement: str = "clipped"
     _tops: np.ndarray = field(init=False, repr=False, compare=False)
     _lefts: np.ndarray = field(init=False, repr=False, compare=False)
     _values: np.ndarray = field(init=False, repr=False, compare=False)
@@ -107,10 +119,17 @@ class PatchMasks(MaskSet):
                 f"patch values [low={self.low}, high={self.high}] must satisfy "
                 "0 <= low <= high <= 1"
             )
+        if self.placement not in PLACEMENTS:
+            raise XfrError(f"placement={self.placement!r} is unknown; use one of "
+                           f"{', '.join(PLACEMENTS)}")
         rng = np.random.default_rng(self.seed)
         p, k = self.patch_size, (self.n, self.n_patches)
-        object.__setattr__(self, "_tops", rng.integers(1 - p, self.height, size=k))
-        object.__setattr__(self, "_lefts", rng.integers(1 - p, self.width, size=k))
+        if self.placement == "clipped":
+            low, top_h, top_w = 1 - p, self.height, self.width
+        else:  # corners that keep the whole patch inside (a patch larger than the image fills it)
+            low, top_h, top_w = 0, max(self.height - p, 0) + 1, max(self.width - p, 0) + 1
+        object.__setattr__(self, "_tops", rng.integers(low, top_h, size=k))
+        object.__setattr__(self, "_lefts", rng.integers(low, top_w, size=k))
         values = rng.uniform(self.low, self.high, size=k).astype(np.float32)
         object.__setattr__(self, "_values", values)
 

@@ -41,6 +41,8 @@ class FaceModel(nn.Module):
         alignment: how chips are made, a key of ``xfr_lib.faces.ALIGNMENTS``.
         cam_layers: label -> dotted module path of convolutional layers usable by CAM methods,
             ordered from finest to coarsest spatial resolution.
+        cam_default: the ``cam_layers`` label gradient-CAM methods use by default (None: the
+            coarsest); see :mod:`xfr_lib.explainers._gradients` for the trade-off.
     """
 
     name: ClassVar[str]
@@ -49,6 +51,7 @@ class FaceModel(nn.Module):
     threshold: ClassVar[float]
     alignment: ClassVar[str]
     cam_layers: ClassVar[dict[str, str]]
+    cam_default: ClassVar[str | None] = None
     #: Dotted names of the buffers that are fixed constants of the input normalisation, not
     #: learned (e.g. an input mean). Every other parameter and buffer of the model counts as
     #: learned (:meth:`learned_tensors`): the model-randomisation sanity check

@@ -441,6 +441,8 @@ class DlibResNet29(FaceModel):
         "block_17x17": "stage2.3",
         "block_8x8": "stage3.2",
     }
+    #: Grad-CAM's usual choice, the last usable map: most identity-specific, coarsest (~19 px).
+    cam_default: ClassVar[str] = "block_8x8"
     #: The input mean (dlib's per-channel pixel mean) is a constant, not learned.
     fixed_buffers: ClassVar[tuple[str, ...]] = ("mean",)
 

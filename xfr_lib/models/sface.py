@@ -127,6 +127,8 @@ class SFace(FaceModel):
         "conv_14x14": "body.conv_12",  # 512 channels
         "conv_7x7": "body.conv_14",  # 1024 channels, the last spatial map
     }
+    #: Grad-CAM's usual choice, the last spatial map: most identity-specific, coarsest (16 px).
+    cam_default: ClassVar[str] = "conv_7x7"
     #: The graph's input scaling ``(v - 127.5) * 0.0078125`` is a constant, not learned.
     fixed_buffers: ClassVar[tuple[str, ...]] = ("input_mean", "input_scale")
 

@@ -18,6 +18,7 @@ from xfr_lib.plot._saliency import (
     overlay,
     plot_faces,
     plot_identification,
+    plot_method_grid,
     plot_verification,
     plot_verification_rows,
 )
@@ -25,7 +26,7 @@ from xfr_lib.plot._style import palette, set_theme
 
 __all__ = [
     "CMAP", "overlay", "palette", "plot_cmc", "plot_det", "plot_faces", "plot_fold_accuracies",
-    "plot_identification", "plot_roc", "plot_score_distributions", "plot_verification",
+    "plot_identification", "plot_method_grid", "plot_roc", "plot_score_distributions", "plot_verification",
     "plot_verification_rows", "save_identification_report", "save_verification_report",
     "set_theme",
 ]

@@ -131,11 +131,63 @@ def plot_verification_rows(expls: list[Any], labels: list[str], shared: bool | s
         for ax, (chip, m, name) in zip(row, panels, strict=True):
             ax.imshow(chip if m is None else overlay(chip, m, vmax=vmax, alpha=alpha))
             if name:
-                ax.set_title(name if m is None else f"{name} ({m.max():.2f})", fontsize=8)
+                ax.set_title(name if m is None else f"{name} ({m.max():.2g})", fontsize=8)
             ax.set_axis_off()
         verdict = "match" if e.decision else "non-match"
         row[0].set_title(f"A: {label}\nscore {e.score:.3f}: {verdict}", fontsize=8, loc="left")
     return fig
+
+def plot_method_grid(comparisons: list[Any], labels: list[str], side: str = "a",
+                     alpha: float = 0.7, panel: float = 1.05) -> Figure:
+    """Several methods on several pairs: per pair a similarity row and a dissimilarity row of
+    one image, one column per method (the layout of the CorrRISE conference paper's Fig. 7,
+    with dissimilarity added).
+
+    Each method's maps live on their own scale (a correlation, a gradient, a score drop), so
+    every method gets one colour scale per pair, shared by its four maps: within a cell,
+    similarity and dissimilarity compare by colour; across methods only by where they fall.
+
+    Args:
+        comparisons: :class:`~xfr_lib.explainers.MethodComparison` results, one per pair,
+            with the same methods.
+        labels: one label per pair.
+        side: ``"a"`` or ``"b"``: whose maps to show.
+        alpha: overlay opacity at the scale's maximum.
+        panel: size of one panel in inches.
+    """
+    if side not in ("a", "b"):
+        raise ValueError(f"side={side!r}: use 'a' or 'b'")
+    methods = list(comparisons[0].explanations)
+    for c in comparisons:
+        if list(c.explanations) != methods:
+            raise ValueError("every comparison must hold the same methods in the same order")
+    rows, cols = 2 * len(comparisons), len(methods) + 1
+    fig, axes = plt.subplots(rows, cols, figsize=(panel * cols, panel * rows + 0.4),
+                             squeeze=False, layout="constrained")
+    for k, (comp, label) in enumerate(zip(comparisons, labels, strict=True)):
+        first = next(iter(comp.explanations.values()))
+        chip = getattr(first, f"chip_{side}")
+        verdict = {True: "match", False: "non-match", None: "no threshold"}[first.decision]
+        for r, kind in enumerate(("similarity", "dissimilarity")):
+            ax = axes[2 * k + r, 0]
+            ax.imshow(chip)
+            ax.set_axis_off()
+            if r == 0:
+                ax.set_title(f"{label}\nscore {first.score:.2f}, {verdict}", fontsize=7,
+                             loc="left")
+            ax.text(-0.06, 0.5, kind, rotation=90, transform=ax.transAxes, fontsize=7,
+                    ha="right", va="center")
+        for j, name in enumerate(methods, start=1):
+            e = comp.explanations[name]
+            vmax = _vmax(e.maps.values())
+            for r, kind in enumerate(("similarity", "dissimilarity")):
+                ax = axes[2 * k + r, j]
+                ax.imshow(overlay(chip, getattr(e, f"{kind}_{side}"), vmax=vmax, alpha=alpha))
+                ax.set_axis_off()
+                if k == 0 and r == 0:
+                    ax.set_title(name, fontsize=7)
+    return fig
+
 
 def plot_identification(
     expl: Any,

@@ -1,0 +1,80 @@
+"""Seconds per pair of every explanation method at its defaults, on each model, against CorrRISE.
+
+    python bench/bench_methods.py [--models dlib_resnet29 sface] [--methods ...] [--threads 2]
+                                  [--rounds 2] [--out build/bench/methods.json]
+
+One real genuine pair (wild obama_1 / obama_2), aligned once. Every method explains it at its
+default parameters through :func:`xfr_lib.compare_methods`, which also counts the images sent
+through the model's forward pass and the backward passes the method reports. Each method runs
+``--rounds`` times (CorrRISE included, interleaved with the others so that load from other
+processes hits all alike); the minimum wall-clock time is kept, and the ratio to CorrRISE's
+minimum in the same run is printed. Target (issue 8): FGGB under 1.5 s per pair on
+dlib_resnet29. Results are also written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+import xfr_lib
+from xfr_lib.data import asset_dir
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=xfr_lib.list_models())
+    ap.add_argument("--methods", nargs="+", default=None, help="default: every method")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", type=Path,
+                    default=Path(__file__).resolve().parents[1] / "build" / "bench" / "methods.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    methods = args.methods or xfr_lib.list_methods()
+    wild = asset_dir("wild")
+    record = {"threads": args.threads, "rounds": args.rounds, "machine": platform.processor()
+              or platform.machine(), "pair": "wild obama_1 / obama_2", "models": {}}
+    for model_name in args.models:
+        model = xfr_lib.load_model(model_name)
+        a = model.align(wild / "obama" / "obama_1.jpg")
+        b = model.align(wild / "obama" / "obama_2.jpg")
+        rows: dict[str, dict] = {}
+        for _ in range(args.rounds):
+            for method in methods:
+                comp = xfr_lib.compare_methods(model, a, b, methods=[method])
+                cost = comp.costs[0]
+                best = rows.get(method)
+                if best is None or cost["seconds"] < best["seconds"]:
+                    rows[method] = cost
+        reference = rows.get("corrrise", {}).get("seconds")
+        print(f"\n{model_name} ({args.threads} threads, best of {args.rounds}; "
+              f"pair {record['pair']})")
+        print(f"{'method':20s} {'s/pair':>8s} {'x corrrise':>10s} {'forward imgs':>12s} "
+              f"{'backward':>9s}")
+        for method in sorted(rows, key=lambda m: rows[m]["seconds"]):
+            r = rows[method]
+            ratio = f"{r['seconds'] / reference:10.2f}" if reference else f"{'-':>10s}"
+            print(f"{method:20s} {r['seconds']:8.2f} {ratio} {r['forward_images']:12d} "
+                  f"{r['backward_passes']:9d}")
+        record["models"][model_name] = {
+            m: {**r, "ratio_to_corrrise": r["seconds"] / reference if reference else None}
+            for m, r in rows.items()}
+        fggb = rows.get("fggb")
+        if fggb and model_name == "dlib_resnet29":
+            verdict = "met" if fggb["seconds"] < 1.5 else "NOT met"
+            print(f"target FGGB < 1.5 s per pair on dlib_resnet29: {verdict} "
+                  f"({fggb['seconds']:.2f} s)")
+    record["written"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
