@@ -105,8 +105,8 @@ def test_maps_are_reproducible_from_the_recorded_parameters(method, kind, model,
     # threads sums in a varying order, so gradient maps agree to float rounding (~1e-8 of
     # their peak, measured), not bit for bit.
     assert set(expl.params) == set(method_info(method)["defaults"])
-    if kind != "matching":
-        return  # once per method and model is enough for the re-run (FGGB on SFace: 8 s)
+    if kind != "matching" or model.name != "dlib_resnet29":
+        return  # the re-run once per method, on the faster model (FGGB on SFace: 8 s)
     again = explain(method, model, a, b, **expl.params)
     for name in expl.maps:
         if method_info(method)["black_box"]:

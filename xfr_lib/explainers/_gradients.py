@@ -43,7 +43,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from captum.attr import LayerAttribution
 from torch import nn
 
 from xfr_lib.errors import UnknownNameError, XfrError
@@ -189,5 +188,7 @@ def layer_activations_and_gradients(
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``[R, h, w]`` layer-resolution maps -> ``[R, H, W]`` with Captum's bilinear
     ``LayerAttribution.interpolate`` (``align_corners=False``: see the module doc)."""
+    from captum.attr import LayerAttribution  # here: importing Captum costs ~1 s per process
+
     return LayerAttribution.interpolate(maps[:, None], tuple(size), "bilinear")[:, 0]
 

@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from captum.attr import LayerGradCam
 
 from xfr_lib.explainers._api import METHODS
 from xfr_lib.explainers._explainer import Explainer, SignedMaps, check_int
@@ -76,6 +75,8 @@ class GradCAM(Explainer):
         return params
 
     def signed_maps(self, image: torch.Tensor, references: torch.Tensor) -> SignedMaps:
+        from captum.attr import LayerGradCam  # imported on use: Captum takes ~1 s to import
+
         module = layer_module(self.model, self.params["layer"])
         cams, scores = [], []
         for refs in references.split(self.params["batch_size"]):
