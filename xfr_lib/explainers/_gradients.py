@@ -1,5 +1,7 @@
 """What the gradient methods (Grad-CAM, Grad-CAM++, saliency, FGGB) share.
 
+* :class:`LayerExplainer`: the base of the CAM methods (Grad-CAM, Grad-CAM++): their
+  ``layer`` and ``batch_size`` parameters, checked once.
 * :func:`require_gradients`: a gradient method needs a differentiable torch model (an
   ``nn.Module``); a black-box object gets a one-line :class:`~xfr_lib.errors.XfrError`.
 * Layers: :func:`usable_layers` (the model's ``cam_layers``, label -> dotted module path;
@@ -40,12 +42,13 @@ interpolates plainly; xfr does the same and says so.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from xfr_lib.errors import UnknownNameError, XfrError
+from xfr_lib.explainers._explainer import Explainer, check_int
 from xfr_lib.explainers._inputs import model_name
 from xfr_lib.explainers._target import SimilarityTarget
 
@@ -192,3 +195,18 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
     return LayerAttribution.interpolate(maps[:, None], tuple(size), "bilinear")[:, 0]
 
+
+
+class LayerExplainer(Explainer):
+    """Base of the gradient methods that explain at a convolutional layer (Grad-CAM,
+    Grad-CAM++): parameters ``layer`` (None = the model's default; resolved and recorded as a
+    label or dotted path, :func:`resolve_layer`) and ``batch_size`` (references per pass)."""
+
+    black_box = False
+    defaults: ClassVar[dict[str, Any]] = {"layer": None, "batch_size": 32}
+
+    def resolve_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        require_gradients(self.model, self.name)
+        params["layer"] = resolve_layer(self.model, params["layer"])
+        check_int(params, "batch_size", 1, "a positive number of references per pass")
+        return params

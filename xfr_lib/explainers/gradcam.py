@@ -20,25 +20,22 @@ values net out instead of both showing.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import numpy as np
 import torch
 
 from xfr_lib.explainers._api import METHODS
-from xfr_lib.explainers._explainer import Explainer, SignedMaps, check_int
+from xfr_lib.explainers._explainer import SignedMaps
 from xfr_lib.explainers._gradients import (
+    LayerExplainer,
     layer_module,
     repeat_image,
-    require_gradients,
-    resolve_layer,
     score_function,
     upsample,
 )
 
 
 @METHODS.register("gradcam")
-class GradCAM(Explainer):
+class GradCAM(LayerExplainer):
     """Grad-CAM (Selvaraju et al., "Grad-CAM: Visual explanations from deep networks via
     gradient-based localization", ICCV 2017) of the pair score; see the module docstring.
 
@@ -65,15 +62,6 @@ class GradCAM(Explainer):
     """
 
     summary = "Grad-CAM of the pair score at a conv layer, via Captum (Selvaraju et al. 2017)"
-    black_box = False
-    defaults: ClassVar[dict[str, Any]] = {"layer": None, "batch_size": 32}
-
-    def resolve_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        require_gradients(self.model, self.name)
-        params["layer"] = resolve_layer(self.model, params["layer"])
-        check_int(params, "batch_size", 1, "a positive number of references per pass")
-        return params
-
     def signed_maps(self, image: torch.Tensor, references: torch.Tensor) -> SignedMaps:
         from captum.attr import LayerGradCam  # imported on use: Captum takes ~1 s to import
 

@@ -33,17 +33,14 @@ Choices the paper leaves to the implementer, and xfr's:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import numpy as np
 import torch
 
 from xfr_lib.explainers._api import METHODS
-from xfr_lib.explainers._explainer import Explainer, SignedMaps, check_int
+from xfr_lib.explainers._explainer import SignedMaps
 from xfr_lib.explainers._gradients import (
+    LayerExplainer,
     layer_activations_and_gradients,
-    require_gradients,
-    resolve_layer,
     upsample,
 )
 
@@ -66,7 +63,7 @@ def gradcampp_map(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Ten
 
 
 @METHODS.register("gradcam++")
-class GradCAMPlusPlus(Explainer):
+class GradCAMPlusPlus(LayerExplainer):
     """Grad-CAM++ (Chattopadhyay, Sarkar, Howlader & Balasubramanian, "Grad-CAM++:
     Generalized gradient-based visual explanations for deep convolutional networks", WACV
     2018) of the pair score and its negation; see the module docstring for the choices.
@@ -95,15 +92,6 @@ class GradCAMPlusPlus(Explainer):
 
     summary = ("Grad-CAM++ of the pair score and of its negation, closed-form weights "
                "(Chattopadhyay et al. 2018)")
-    black_box = False
-    defaults: ClassVar[dict[str, Any]] = {"layer": None, "batch_size": 32}
-
-    def resolve_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        require_gradients(self.model, self.name)
-        params["layer"] = resolve_layer(self.model, params["layer"])
-        check_int(params, "batch_size", 1, "a positive number of references per pass")
-        return params
-
     def signed_maps(self, image: torch.Tensor, references: torch.Tensor) -> SignedMaps:
         pos, neg, scores = [], [], []
         for refs in references.split(self.params["batch_size"]):
