@@ -7,6 +7,8 @@
     xfr explain A B --method corrrise [--model M] [--out DIR] [--seed S] [-p NAME=VALUE ...]
     xfr identify PROBE GALLERY_DIR [-k 5] [--method corrrise] [--model M] [--out DIR]
     xfr run CHAPTER [-f params.yaml] [-p NAME VALUE ...] [--out DIR]
+    xfr evaluate [-f params.yaml] [--methods M,M] [--models M,M] [--dataset D] [--pairs N]
+                 [--metrics deletion,insertion] [--seed S] --out DIR   (resumable)
 
 A photo with several faces: the largest is used (with a warning) unless ``--face`` (or
 ``--face-a`` / ``--face-b``) names one, by its number in ``xfr faces PHOTO`` (0 = the largest)
@@ -188,6 +190,32 @@ def _cmd_identify(args) -> int:
     return 0
 
 
+def _cmd_evaluate(args) -> int:
+    from xfr_lib.evaluate import evaluation_spec, load_evaluation_file, run_evaluation
+
+    data = load_evaluation_file(args.file) if args.file else {}
+    # Flags override the file, so a quick run can reuse a file with fewer pairs or methods.
+    for key in ("methods", "models", "metrics", "fills"):
+        value = getattr(args, key)
+        if value is not None:
+            data[key] = value
+    for key in ("dataset", "dataset_root", "pairs", "probes", "steps", "seed", "format"):
+        value = getattr(args, key)
+        if value is not None:
+            data[key] = value
+    source = args.file or "xfr evaluate"
+    result = run_evaluation(evaluation_spec(data, source), args.out, progress=not args.quiet)
+    cols = ["model", "method", "method seed", "task", "metric", "fill", "map", "pairs", "area",
+            "low", "high"]
+    print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    done = result.run["this run"]
+    print(f"computed {done['computed']['maps']} maps and {done['computed']['curves']} curves, "
+          f"read {done['read from the cache']['maps']} maps and "
+          f"{done['read from the cache']['curves']} curves from the cache, in "
+          f"{done['seconds']:.0f} s; tables in {result.out}/")
+    return 0
+
+
 def _cmd_run(args, rest: list[str]) -> int:
     from xfr_lib.runner import main as run_main
 
@@ -248,6 +276,24 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p)
 
     sub.add_parser("run", help="run a book chapter with papermill (xfr run --help)", add_help=False)
+
+    p = sub.add_parser("evaluate", help="Deletion/Insertion of methods x models on a dataset "
+                                        "(resumable; see xfr_lib.evaluate.EvaluationSpec)")
+    p.add_argument("-f", "--file", help="YAML parameter file (fields of EvaluationSpec)")
+    p.add_argument("--out", required=True, help="output folder (tables, cache; rerun to resume)")
+    p.add_argument("--methods", help="comma-separated methods, or 'all'")
+    p.add_argument("--models", help="comma-separated models")
+    p.add_argument("--metrics", help="comma-separated: deletion, insertion, "
+                                     "identification-deletion, identification-insertion")
+    p.add_argument("--fills", help="comma-separated: zero, grey, mean, blur, road")
+    p.add_argument("--dataset", help="dataset name (see xfr datasets)")
+    p.add_argument("--dataset-root", help="the dataset's folder (LFW, CPLFW, CALFW)")
+    p.add_argument("--pairs", type=int, help="verification pairs, genuine and impostor in turn")
+    p.add_argument("--probes", type=int, help="identification probes")
+    p.add_argument("--steps", type=int, help="steps of the curves (points: steps + 1)")
+    p.add_argument("--seed", type=int, help="seed of the draws, ties and fill noise")
+    p.add_argument("--format", help="csv or parquet (the step table)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -264,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         args, rest = parser.parse_args(argv), []
     handlers = {"fetch": _cmd_fetch, "models": _cmd_list, "datasets": _cmd_list,
                 "methods": _cmd_list, "faces": _cmd_faces, "verify": _cmd_verify,
-                "explain": _cmd_explain, "identify": _cmd_identify}
+                "explain": _cmd_explain, "identify": _cmd_identify, "evaluate": _cmd_evaluate}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")

@@ -4,7 +4,9 @@ A genuine pair's image B gets a synthetic occluder (:func:`xfr_lib.faces.occlude
 explainer explains the occluded B against the unoccluded A. A faithful dissimilarity map puts
 its mass on the occluder: :func:`occlusion_experiment` measures that share over the occluder's
 share of the chip's area (1 = an even spread; above 1 = concentrated on the occluder), and the
-same for the similarity map (which should avoid it, below 1).
+same for the similarity map (which should avoid it, below 1). The dissimilarity map is also
+scored as a pointer and as a detector of the occluder's pixels
+(:func:`xfr_lib.evaluate.pointing_game`, :func:`xfr_lib.evaluate.detector_auroc`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from xfr_lib.evaluate._ground_truth import detector_auroc, pointing_game
 from xfr_lib.explainers import Explainer
 from xfr_lib.faces import chip_to_tensor, mass_in_region, mass_ratio_to_chance, occlude
 from xfr_lib.models import embed
@@ -44,7 +47,7 @@ class OcclusionCase:
 def occlusion_experiment(model, cases: Sequence[OcclusionCase],
                          explainers: Mapping[str, Explainer], kinds: Sequence[str],
                          fills: Sequence[str], seed: int = 0, margin: int = 0,
-                         progress: bool = False) -> pd.DataFrame:
+                         progress: bool = False, tolerance: float = 0) -> pd.DataFrame:
     """Explain every case with every occluder, fill and explainer; measure the maps' mass on it.
 
     Args:
@@ -58,13 +61,17 @@ def occlusion_experiment(model, cases: Sequence[OcclusionCase],
             dissimilarity mass is reported too (0: not reported). A perturbation that covers
             the occluder also covers the face next to it, so mass lands there as well.
         progress: show a progress bar.
+        tolerance: of the pointing game, in px (:func:`xfr_lib.evaluate.pointing_game`).
 
     Returns:
         One row per case, kind, fill and explainer: ``pair``, ``kind``, ``fill``,
         ``explainer``, ``area (%)`` (occluder's share of the chip), ``clean score``,
         ``occluded score``, ``accepted`` (at the model's threshold), ``dissimilarity mass (%)``,
-        ``dissimilarity / chance``, ``similarity / chance`` and, with ``margin``,
-        ``dissimilarity next to it (%)``. Mass shares are NaN for an all-zero map.
+        ``dissimilarity / chance``, ``similarity / chance``, ``pointing game`` (whether the
+        dissimilarity map's maximum is on the occluder; a nullable boolean, missing for an
+        all-zero or constant map), ``AUROC`` (of the dissimilarity map as a detector of the
+        occluder's pixels; 0.5 for an all-zero map) and, with ``margin``, ``dissimilarity next
+        to it (%)``. Mass shares are NaN for an all-zero map.
     """
     rows = []
     jobs = [(k, case, kind, fill) for k, case in enumerate(cases) for kind in kinds
@@ -90,9 +97,14 @@ def occlusion_experiment(model, cases: Sequence[OcclusionCase],
                 "dissimilarity mass (%)": 100 * mass_in_region(dis[0], region),
                 "dissimilarity / chance": mass_ratio_to_chance(dis[0], region),
                 "similarity / chance": mass_ratio_to_chance(sim[0], region),
+                "pointing game": pointing_game(dis[0], region, tolerance),
+                "AUROC": detector_auroc(dis[0], region),
             })
             if band is not None:
                 rows[-1]["dissimilarity next to it (%)"] = 100 * mass_in_region(dis[0], band)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if "pointing game" in out:
+        out["pointing game"] = out["pointing game"].astype("boolean")
+    return out
 
 
