@@ -144,7 +144,8 @@ def test_distractors_join_the_gallery(quick_run, tmp_path):
     import shutil
 
     shutil.copytree(quick_run.out / "cache", tmp_path / "cache")
-    spec = evaluation_spec({**QUICK, "methods": ["gradcam"], "metrics": ["identification-deletion"],
+    spec = evaluation_spec({**QUICK, "methods": ["gradcam"], "method_params": {},
+                            "metrics": ["identification-deletion"],
                             "distractors": "radar", "n_distractors": 30})
     res = run_evaluation(spec, tmp_path, progress=False)
     assert res.run["this run"]["computed"]["maps"] == 0  # same probes and mates: maps reused
