@@ -51,3 +51,23 @@ def atomic_write(path: str | Path, write: Callable[[IO], Any], *, binary: bool =
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
     return atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def load_yaml_mapping(path: str | Path, error: type[Exception]) -> dict:
+    """The mapping in a YAML file (``{}`` if empty); any problem raises ``error`` in one line."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"parameter file {path} not found") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+        raise error(f"parameter file {path} is not valid YAML: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"parameter file {path} must be a mapping 'name: value', "
+                    f"got a {type(data).__name__}")
+    return data

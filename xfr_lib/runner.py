@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from xfr_lib._io import atomic_write_text, sha256_file
+from xfr_lib._io import atomic_write_text, load_yaml_mapping, sha256_file
 from xfr_lib.errors import UnknownNameError, XfrError
 
 NOTEBOOKS_ENV = "XFR_NOTEBOOKS"
@@ -242,20 +242,7 @@ def chapter_parameters(chapter: str | int) -> dict[str, Parameter]:
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
     """A YAML mapping of parameter values (the ``-f`` file)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ChapterError(f"parameter file {path} not found") from None
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-        raise ChapterError(f"parameter file {path} is not valid YAML: {first}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ChapterError(f"parameter file {path} must be a mapping 'name: value', "
-                           f"got a {type(data).__name__}")
-    return data
+    return load_yaml_mapping(path, ChapterError)
 
 
 def resolve_parameters(chapter: str | int, params_file: str | Path | None = None,

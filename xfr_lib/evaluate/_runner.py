@@ -56,7 +56,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from xfr_lib._io import atomic_write, atomic_write_text
+from xfr_lib._io import atomic_write, atomic_write_text, load_yaml_mapping
 from xfr_lib.errors import XfrError
 from xfr_lib.evaluate._deletion import (
     MODIFIED_IMAGES,
@@ -175,21 +175,7 @@ _INTS = ("pairs", "probes", "steps", "seed", "bootstrap", "batch_size")
 
 def load_evaluation_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML parameter file (one-line error if unreadable or not a mapping)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise XfrError(f"parameter file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise XfrError(f"parameter file {path} is not valid YAML{line}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise XfrError(f"parameter file {path} must be a mapping of field: value, "
-                       f"got {type(data).__name__}")
-    return data
+    return load_yaml_mapping(path, XfrError)
 
 
 def evaluation_spec(data: Mapping[str, Any], source: str = "parameters") -> EvaluationSpec:
