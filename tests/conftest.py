@@ -1,5 +1,9 @@
 """What several test files share."""
 
+import subprocess
+
+import pytest
+
 #: The front matter of a MyST chapter notebook, for tests that write small chapters.
 MYST_HEADER = """\
 ---
@@ -14,3 +18,17 @@ kernelspec:
   name: python3
 ---
 """
+
+
+@pytest.fixture
+def run(capsys):
+    """``run(*args)``: ``xfr *args`` in this process, as a CompletedProcess."""
+    from xfr_lib.cli import main
+
+    def call(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["xfr", *args], code, out, err)
+
+    return call

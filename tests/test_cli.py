@@ -37,7 +37,7 @@ def test_lists():
     proc = xfr("methods")
     rows = proc.stdout.strip().splitlines()
     lines = dict(line.split(None, 1) for line in rows if not line.startswith(" "))
-    assert proc.returncode == 0 and set(lines) == set(list_methods())
+    assert proc.returncode == 0 and set(lines) == set(list_methods()) | {"sdd"}  # sdd: classes
     assert lines["corrrise"].startswith("Pearson correlation")  # each method with its summary
     # Layer methods list each model's usable layers under their line, the default marked.
     after_gradcam = rows[rows.index(next(r for r in rows if r.startswith("gradcam "))) + 1:]
@@ -145,20 +145,6 @@ def group(tmp_path_factory):
     path = tmp_path_factory.mktemp("group") / "group.jpg"
     canvas.save(path, quality=95)
     return path
-
-
-@pytest.fixture
-def run(capsys):
-    """``run(*args)``: ``xfr *args`` in this process, as a CompletedProcess."""
-    from xfr_lib.cli import main
-
-    def call(*args: str) -> subprocess.CompletedProcess:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["xfr", *args], code, out, err)
-
-    return call
 
 
 def _decision(proc: subprocess.CompletedProcess) -> dict:

@@ -1,6 +1,6 @@
 """The shape of the package: a light, lazy top level; documented imports that behave as
 documented; no import cycles; data flowing one way (faces -> models -> explainers -> evaluate ->
-plot), with notebooks and the command line on top."""
+classify -> plot), with notebooks and the command line on top."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ LAYERS = [
     {"models"},
     {"explainers"},
     {"evaluate"},
+    {"classify"},
     {"plot"},
     {"book", "runner"},
     {"cli"},
@@ -136,7 +137,8 @@ print("ok")
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
-@pytest.mark.parametrize("package", ["data", "faces", "models", "explainers", "evaluate", "plot"])
+@pytest.mark.parametrize("package", ["data", "faces", "models", "explainers", "evaluate",
+                                     "classify", "plot"])
 def test_subpackages_export_what_they_document(package):
     module = __import__(f"xfr_lib.{package}", fromlist=["__all__"])
     missing = [n for n in module.__all__ if not hasattr(module, n)]

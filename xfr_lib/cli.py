@@ -6,6 +6,7 @@
     xfr verify A B [--model M] [--face-a K] [--face-b K]   score and decision for a pair
     xfr explain A B --method corrrise [--model M] [--out DIR] [--seed S] [-p NAME=VALUE ...]
     xfr identify PROBE GALLERY_DIR [-k 5] [--method corrrise] [--model M] [--out DIR]
+    xfr identify PROBE GALLERY_DIR --method sdd [--target NAME] [--train NAME=VALUE ...]
     xfr run CHAPTER [-f params.yaml] [-p NAME VALUE ...] [--out DIR]
     xfr evaluate [-f params.yaml] [--methods M,M] [--models M,M] [--dataset D] [--pairs N]
                  [--metrics deletion,insertion] [--seed S] --out DIR   (resumable)
@@ -82,6 +83,9 @@ def _cmd_list(args) -> int:
                 usable = ", ".join(f"{lab} (default)" if lab == layers["default"] else lab
                                    for lab in layers["usable"])
                 print(f"{'':{width}s}    layer on {model}: {usable}")
+        from xfr_lib.explainers.sdd import SUMMARY
+
+        print(f"{'sdd':{width}s}  {SUMMARY}")
         return 0
     lister = {"models": xfr_lib.list_models, "datasets": xfr_lib.list_datasets}[args.command]
     print("\n".join(lister()))
@@ -152,6 +156,10 @@ def _cmd_explain(args) -> int:
 
 
 def _cmd_identify(args) -> int:
+    if args.method == "sdd":
+        return _identify_class(args)
+    if args.target is not None or args.train:
+        raise XfrError("--target and --train belong to --method sdd (an identity classifier)")
     import numpy as np
 
     import xfr_lib
@@ -186,6 +194,40 @@ def _cmd_identify(args) -> int:
     for match in result.matches:
         print(f"rank {match.rank}: {match.identity}  score {match.score:.4f}  ({match.source})")
     for kind, path in files.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _identify_class(args) -> int:
+    """``xfr identify --method sdd``: train (or reload) a classifier on the gallery and explain
+    the probe's predicted (or ``--target``) class with SDD-CAM."""
+    import xfr_lib
+    from xfr_lib.classify import train_classifier
+    from xfr_lib.data import read_image_folder
+    from xfr_lib.explainers.sdd import explain_class
+    from xfr_lib.plot import save_class_report
+
+    train = _params(args.train)
+    if args.seed is not None:
+        train["seed"] = args.seed
+    people = sorted({im.identity for im in read_image_folder(args.gallery)[0]})
+    if args.target is not None and args.target not in people:  # refused before any work
+        raise XfrError(f"--target {args.target!r} is not a person of {args.gallery}; use one "
+                       f"of {', '.join(people[:8])}{' ...' if len(people) > 8 else ''}")
+    model = xfr_lib.load_model(args.model, device=args.device)
+    clf = train_classifier(model, Path(args.gallery), **train)
+    r = clf.report
+    how = "reloaded from the cache" if r["loaded"] else f"trained in {r['seconds']:.0f} s"
+    test = (f"held-out accuracy {100 * r['test accuracy']:.1f} % on {len(r['test'])} images"
+            if r["test"] else "no held-out images")
+    print(f"classifier: {r['people']} people, {len(r['train'])} training images, {test} "
+          f"({how})")
+    expl = explain_class(clf, args.probe, args.target, face=_face(args.face),
+                         **_params(args.param))
+    print(f"predicted {expl.predicted} (p = {expl.probabilities[expl.predicted]:.3f}); "
+          f"explained {expl.target} against "
+          + ", ".join(f"{c} ({expl.probabilities[c]:.3f})" for c in expl.competitors))
+    for kind, path in save_class_report(expl, Path(args.out)).items():
         print(f"{kind}: {path}")
     return 0
 
@@ -263,15 +305,28 @@ def build_parser() -> argparse.ArgumentParser:
     face_arg(p, "--face-b", "photo B")
     model_args(p)
 
-    p = sub.add_parser("identify", help="rank a gallery for a probe photo and explain the top K")
+    p = sub.add_parser("identify", help="rank a gallery for a probe photo and explain the top "
+                                        "K; --method sdd: a classifier's class with SDD-CAM")
     p.add_argument("probe")
     p.add_argument("gallery", help="folder of <identity>/<image> (or of images named after "
                                    "their identity)")
-    p.add_argument("-k", type=int, default=5, help="explain the top K matches (default 5)")
-    p.add_argument("--method", default="corrrise")
+    p.add_argument("-k", type=int, default=5, help="explain the top K matches (default 5; "
+                                                   "not used by sdd)")
+    p.add_argument("--method", default="corrrise",
+                   help="explanation method (see `xfr methods`); sdd trains an identity "
+                        "classifier on the gallery (cached) and explains a class")
     p.add_argument("--out", default="xfr-out")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed (sdd: of the classifier's training)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="method parameter, repeatable (sdd: competitors, layer, base, scale, "
+                        "alpha)")
+    p.add_argument("--target", default=None,
+                   help="sdd: the person (gallery folder name) to explain; default the "
+                        "predicted one")
+    p.add_argument("--train", action="append", default=[], metavar="NAME=VALUE",
+                   help="sdd: classifier training parameter, repeatable (epochs, lr, "
+                        "finetune=last, test_fraction, scale, seed)")
     face_arg(p, "--face", "the probe photo")
     model_args(p)
 

@@ -8,8 +8,9 @@ Private modules: ``_metrics`` (verification and identification metrics), ``_embe
 (agreement of maps between runs), ``_maps`` (properties of one map: spread, roughness,
 dissimilarity share), ``_sanity`` (randomised models), ``_deletion`` (Deletion / Insertion
 curves), ``_fills`` (what replaces deleted pixels, ROAD included), ``_intervals`` (bootstrap),
-``_runner`` (the resumable evaluation of methods x models, ``xfr evaluate``), ``_published``
-(the papers' numbers).
+``_retention`` (deletion and retention of class maps, SDD-CAM's evaluation), ``_runner`` (the
+resumable evaluation of methods x models, ``xfr evaluate``), ``_published`` (the papers'
+numbers).
 """
 
 from xfr_lib.evaluate._cases import CASE_KINDS, HARD_KINDS, hardest_cases
@@ -55,12 +56,21 @@ from xfr_lib.evaluate._metrics import (
 from xfr_lib.evaluate._occlusion import OcclusionCase, occlusion_experiment
 from xfr_lib.evaluate._published import (
     PAPER_METHODS,
+    SDD_PAPER_SETUP,
     published_journal,
+    published_sdd,
     published_table1,
     published_table2,
 )
 from xfr_lib.evaluate._randomisation import map_ssim, randomisation_check, randomised_copies
 from xfr_lib.evaluate._regions import CONCENTRATED, mean_shares, region_table, top_regions
+from xfr_lib.evaluate._retention import (
+    RETENTION_MODES,
+    deletion_retention,
+    random_class_maps,
+    retention_masks,
+    summarise_retention,
+)
 from xfr_lib.evaluate._runner import (
     METRICS,
     EvaluationResult,
@@ -102,6 +112,8 @@ __all__ = [
     "MODIFIED_IMAGES",
     "PAPER_METHODS",
     "RELIABLE_FALSE_MATCHES",
+    "RETENTION_MODES",
+    "SDD_PAPER_SETUP",
     "TIE_RULES",
     "EERResult",
     "EmbeddingSet",
@@ -119,6 +131,7 @@ __all__ = [
     "check_scores_labels",
     "cmc",
     "curve_area",
+    "deletion_retention",
     "detector_auroc",
     "dissimilarity_share",
     "eer",
@@ -145,8 +158,10 @@ __all__ = [
     "pointing_game",
     "probe_inputs",
     "published_journal",
+    "published_sdd",
     "published_table1",
     "published_table2",
+    "random_class_maps",
     "randomisation_check",
     "randomised_copies",
     "randomization_layers",
@@ -156,6 +171,7 @@ __all__ = [
     "read_evaluation",
     "region_table",
     "removal_masks",
+    "retention_masks",
     "roc",
     "roughness",
     "run_evaluation",
@@ -164,6 +180,7 @@ __all__ = [
     "stability_over_n",
     "step_fractions",
     "summarise",
+    "summarise_retention",
     "top_k_iou",
     "top_k_mask",
     "top_regions",

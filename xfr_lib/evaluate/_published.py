@@ -5,7 +5,8 @@ LFW, CPLFW, Webface-OCC, IJB-C), never on the book's: chapters show them in sepa
 and compare the *ordering* of the methods, not the values. Sources: the conference paper's
 Tables 1 and 2 (``/shared/papers/corrrise-verification-conference.md``)
 and the journal paper's summary (LFW and IJB-C for CorrRISE only;
-its Grad-CAM and RISE deletion on LFW are quoted there without insertion).
+its Grad-CAM and RISE deletion on LFW are quoted there without insertion), and the SDD-CAM
+paper's deletion table (``/shared/papers/sdd-cam-2505.03837.md``, its summary).
 """
 
 from __future__ import annotations
@@ -52,3 +53,20 @@ def published_journal() -> pd.DataFrame:
     """The journal paper's CorrRISE numbers (from its summary): LFW and IJB-C identification."""
     return pd.DataFrame([{"task": t, "deletion": d, "insertion": i}
                          for t, (d, i) in _JOURNAL.items()])
+
+
+# SDD-CAM paper (arXiv 2505.03837), summary: deletion of the top 20 % of each map, AdaFace
+# (ResNet100) fine-tuned on FaceScrub (530 people), 4,494 test images, 96.33 % test accuracy.
+_SDD = {"SDD-CAM": (62.33, 51.36), "random CAM": (42.50, 29.73)}
+SDD_PAPER_SETUP = {"model": "AdaFace ResNet100, fine-tuned", "data": "FaceScrub",
+                   "people": 530, "test images": 4494, "test accuracy (%)": 96.33,
+                   "fraction": 0.2}
+
+
+def published_sdd() -> pd.DataFrame:
+    """The SDD-CAM paper's deletion numbers (its summary gives no retention numbers):
+    ``paper map``, ``map`` (xfr's name: ``sdd``, ``random``), ``mode``, ``drop (%)`` (average
+    confidence drop), ``changed (%)`` (predictions changed)."""
+    names = {"SDD-CAM": "sdd", "random CAM": "random"}
+    return pd.DataFrame([{"paper map": m, "map": names[m], "mode": "deletion",
+                          "drop (%)": d, "changed (%)": c} for m, (d, c) in _SDD.items()])

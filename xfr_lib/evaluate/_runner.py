@@ -69,6 +69,7 @@ from xfr_lib.evaluate._deletion import (
 )
 from xfr_lib.evaluate._fills import EVALUATION_FILLS
 from xfr_lib.evaluate._intervals import LEVEL, N_BOOTSTRAP, bootstrap_interval
+from xfr_lib.models import model_fingerprint
 
 #: Metrics the runner computes: the verification and identification Deletion / Insertion.
 METRICS = ("deletion", "insertion", "identification-deletion", "identification-insertion")
@@ -389,16 +390,7 @@ def _model_data(spec: EvaluationSpec, name: str, dataset, protocol, progress: bo
             mate = mates[emb.identities[i]]
             probes.append(_Item(f"{_image_label(emb, i)}:{_image_label(emb, mate)}", "probe",
                                 emb.chips[i], emb.chips[mate], emb.identities[i]))
-    return _ModelData(model, _fingerprint(model), threshold, pairs, probes, gallery, gallery_ids)
-
-
-def _fingerprint(model) -> str:
-    """SHA-256 of the model's name and every tensor of its state (weights are what explain)."""
-    h = hashlib.sha256(str(getattr(model, "name", type(model).__name__)).encode())
-    for key, tensor in sorted(model.state_dict().items()):
-        h.update(key.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return _ModelData(model, model_fingerprint(model), threshold, pairs, probes, gallery, gallery_ids)
 
 
 def _digest(obj: Any) -> str:

@@ -22,7 +22,8 @@ Private modules: ``_explainer`` (the base class), ``_api`` (the registry and the
 forward passes), ``_occluders`` (the occlusion grids and Gaussian regions of xFace and Mery's
 family). The methods: ``corrrise``, ``rise``, ``lime``, ``xface``, ``mery`` (single and greedy
 removal and aggregation, and their average), ``minplus``, ``gradcam``, ``gradcampp``,
-``saliency``, ``fggb``.
+``saliency``, ``fggb``; and ``sdd`` (SDD-CAM), which explains an identity classifier's class
+(:func:`explain_class`) rather than a pair, so it is not in :data:`METHODS`.
 Figures and report files of explanations are in :mod:`xfr_lib.plot`.
 """
 
@@ -36,6 +37,7 @@ from xfr_lib.explainers._api import (
 )
 from xfr_lib.explainers._compare import MethodComparison, compare_methods, count_forward_images
 from xfr_lib.explainers._explainer import Explainer, SignedMaps, check_int, check_number
+from xfr_lib.explainers._gradients import usable_layers
 from xfr_lib.explainers._inputs import Gallery, ImageInput, describe_input, prepare_image
 from xfr_lib.explainers._masks import (
     FILLS,
@@ -78,6 +80,13 @@ from xfr_lib.explainers.mery import (
 from xfr_lib.explainers.minplus import MinPlus
 from xfr_lib.explainers.rise import RISE
 from xfr_lib.explainers.saliency import Saliency
+from xfr_lib.explainers.sdd import (
+    ClassExplanation,
+    class_map_layer,
+    class_maps,
+    explain_class,
+    sdd_map,
+)
 from xfr_lib.explainers.xface import XFace
 
 __all__ = [
@@ -87,6 +96,7 @@ __all__ = [
     "MAP_NAMES",
     "METHODS",
     "RISE",
+    "ClassExplanation",
     "CorrRISE",
     "Explainer",
     "Gallery",
@@ -114,11 +124,14 @@ __all__ = [
     "apply_masks",
     "check_int",
     "check_number",
+    "class_map_layer",
+    "class_maps",
     "compare_methods",
     "count_forward_images",
     "default_patch_size",
     "describe_input",
     "explain",
+    "explain_class",
     "explain_identification",
     "fill_image",
     "gaussian_regularize",
@@ -129,5 +142,7 @@ __all__ = [
     "method_info",
     "pearson_map",
     "prepare_image",
+    "sdd_map",
     "spearman_map",
+    "usable_layers",
 ]

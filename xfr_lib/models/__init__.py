@@ -10,11 +10,19 @@ module per model, each registering itself: ``dlib_resnet`` (dlib's ResNet-29 rea
 ``.dat``) and ``sface`` (OpenCV's SFace rebuilt from its ONNX file).
 """
 
-from xfr_lib.models._base import MODELS, FaceModel, embed, list_models, load_model, model_device
+from xfr_lib.models._base import (
+    MODELS,
+    FaceModel,
+    embed,
+    list_models,
+    load_model,
+    model_device,
+    model_fingerprint,
+)
 from xfr_lib.models.dlib_resnet import DlibResNet29, read_dlib_dat
 from xfr_lib.models.sface import SFace
 
 __all__ = [
     "MODELS", "DlibResNet29", "FaceModel", "SFace", "embed", "list_models", "load_model",
-    "model_device", "read_dlib_dat",
+    "model_device", "model_fingerprint", "read_dlib_dat",
 ]

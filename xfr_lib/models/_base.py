@@ -13,6 +13,7 @@ Models register themselves in :data:`MODELS` (``@MODELS.register("name")``); imp
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,6 +58,9 @@ class FaceModel(nn.Module):
     #: learned (:meth:`learned_tensors`): the model-randomisation sanity check
     #: (:func:`xfr_lib.evaluate.randomized_copy`) re-draws those and keeps these.
     fixed_buffers: ClassVar[tuple[str, ...]] = ()
+    #: Dotted paths of the model's last block (the modules after its last spatial map): what
+    #: an identity classifier fine-tunes with ``finetune="last"`` (:mod:`xfr_lib.classify`).
+    last_block: ClassVar[tuple[str, ...]] = ()
 
     def learned_tensors(self) -> dict[str, torch.Tensor]:
         """The learned tensors by dotted name: parameters and buffers not in :attr:`fixed_buffers`.
@@ -139,6 +143,17 @@ class FaceModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, input_size={self.input_size}, threshold={self.threshold}"
+
+
+def model_fingerprint(model: Any) -> str:
+    """A short SHA-256 of a model's name and every tensor of its state: caches of anything
+    computed with a model (maps, curves, trained classifiers) key on it, because the weights
+    are what explain."""
+    h = hashlib.sha256(str(getattr(model, "name", type(model).__name__)).encode())
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def model_device(model: Any) -> torch.device:

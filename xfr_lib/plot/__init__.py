@@ -12,10 +12,15 @@ from xfr_lib.plot._recognition import (
     plot_roc,
     plot_score_distributions,
 )
-from xfr_lib.plot._report import save_identification_report, save_verification_report
+from xfr_lib.plot._report import (
+    save_class_report,
+    save_identification_report,
+    save_verification_report,
+)
 from xfr_lib.plot._saliency import (
     CMAP,
     overlay,
+    plot_class_explanation,
     plot_faces,
     plot_identification,
     plot_method_grid,
@@ -25,8 +30,8 @@ from xfr_lib.plot._saliency import (
 from xfr_lib.plot._style import palette, set_theme
 
 __all__ = [
-    "CMAP", "overlay", "palette", "plot_cmc", "plot_det", "plot_faces", "plot_fold_accuracies",
+    "CMAP", "overlay", "palette", "plot_class_explanation", "plot_cmc", "plot_det", "plot_faces", "plot_fold_accuracies",
     "plot_identification", "plot_method_grid", "plot_roc", "plot_score_distributions", "plot_verification",
-    "plot_verification_rows", "save_identification_report", "save_verification_report",
+    "plot_verification_rows", "save_class_report", "save_identification_report", "save_verification_report",
     "set_theme",
 ]

@@ -300,3 +300,50 @@ def plot_faces(image: Any, faces: list[Any] | None = None, *, figwidth: float = 
     ax.set_title(f"{len(faces)} face(s); --face k picks face k (0 = the largest)")
     ax.set_axis_off()
     return fig
+
+
+def plot_class_explanation(expl: Any, *, competitors: int = 3, cmap: str = CMAP,
+                           alpha: float = 0.6, title: str | None = None) -> Figure:
+    """Figure of a :class:`~xfr_lib.explainers.sdd.ClassExplanation`.
+
+    Top row: the probe, the target's Grad-CAM and CAM-style (HiResCAM) maps and its SDD map,
+    each titled with its half-mass area (the share of the chip holding half the map's mass:
+    smaller = narrower). Bottom row: the same kind of map as SDD's base for the first
+    ``competitors`` competing classes, with their probabilities. Class maps show their
+    positive parts; every panel is scaled to its own maximum (the maps have different units).
+    """
+    from xfr_lib.evaluate import mass_area
+
+    k = min(int(competitors), len(expl.competitors))
+    cols = max(4, k + 1)
+    fig, axes = plt.subplots(2 if k else 1, cols, figsize=(2.2 * cols + 0.6, 2.5 * (2 if k else 1)),
+                             layout="constrained", squeeze=False)
+    p_target = expl.probabilities[expl.target]
+    top = [(None, f"probe\n{expl.target}: p = {p_target:.2f}"),
+           (np.maximum(expl.maps["gradcam"], 0), "Grad-CAM"),
+           (np.maximum(expl.maps["hirescam"], 0), "CAM-style (HiResCAM)"),
+           (expl.maps["sdd"], f"SDD ({len(expl.competitors)} competitors)")]
+    for ax, (smap, label) in zip(axes[0], top, strict=False):
+        if smap is None:
+            ax.imshow(expl.chip)
+        else:
+            ax.imshow(overlay(expl.chip, smap, cmap=cmap, alpha=alpha))
+            area = mass_area(smap)
+            label += "\nhalf mass: empty" if np.isnan(area) else f"\nhalf mass on {100 * area:.0f} %"
+        ax.set_title(label, fontsize="small")
+    base = expl.params.get("base", "hirescam")
+    if k:
+        axes[1, 0].text(0.5, 0.5, f"competitors'\n{base} maps", ha="center", va="center",
+                        fontsize="small", transform=axes[1, 0].transAxes)
+        for j in range(k):
+            name = expl.competitors[j]
+            ax = axes[1, j + 1]
+            ax.imshow(overlay(expl.chip, np.maximum(expl.competitor_maps[base][j], 0),
+                              cmap=cmap, alpha=alpha))
+            ax.set_title(f"{name}: p = {expl.probabilities[name]:.2f}", fontsize="small")
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.suptitle(title or (f"SDD-CAM on {expl.model}: class {expl.target} (predicted "
+                           f"{expl.predicted}), layer {expl.params['layer']}"),
+                 fontsize="medium")
+    return fig
