@@ -159,7 +159,7 @@ $(BOOK_HTML)/index.html: $(CHAPTER_STAMPS) $(BOOK_PAGES) $(BOOK_STYLES) $(VENDOR
 # --- other ----------------------------------------------------------------------------------
 
 bench:
-	@set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
+	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
 # The chapters are linted as the library is: converted with jupytext to py:percent into
 # build/lint/ and checked with the same ruff configuration (pyproject.toml).

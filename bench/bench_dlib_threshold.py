@@ -28,13 +28,12 @@ Run: ``python bench/bench_dlib_threshold.py [--dlib] [--out build/bench/dlib_thr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _record import out_argument, write_record
 from PIL import Image
 from scipy.spatial.distance import pdist
 
@@ -230,9 +229,7 @@ def main() -> None:
     parser.add_argument("--dlib", action="store_true",
                         help="compute every descriptor with dlib itself (slow) instead of "
                              "DlibResNet29.features")
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "build" / "bench"
-                        / "dlib_threshold.json")
+    out_argument(parser, "dlib_threshold")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -276,9 +273,7 @@ def main() -> None:
         "versions": {"dlib": dlib.__version__, "torch": torch.__version__},
         "seconds": round(seconds, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"written: {args.out}", file=sys.stderr)
+    write_record(record, args.out, sys.stderr)
     if parity is not None and parity > PARITY_TOLERANCE:
         sys.exit(f"DlibResNet29.features differs from dlib by {parity:.1e} > "
                  f"{PARITY_TOLERANCE:.0e}: these figures are not dlib's; run with --dlib")

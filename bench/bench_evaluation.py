@@ -14,13 +14,12 @@ says how much of the evaluation's time is the model's and how much is filling an
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _record import out_argument, write_record
 
 import xfr_lib
 from xfr_lib import evaluate
@@ -35,9 +34,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path,
-                    default=Path(__file__).resolve().parents[1] / "build" / "bench"
-                    / "evaluation.json")
+    out_argument(ap, "evaluation")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     orl = load_dataset("orl")
@@ -86,10 +83,7 @@ def main() -> None:
                 print(f"{fill:6s} {mode:10s} {pair_steps:12.1f} {n_images / seconds:9.0f} "
                       f"{ratio:8.2f}")
         record["models"][model_name] = {"plain_images_per_s": images_per_s, "curves": rows}
-    record["written"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten: {args.out}")
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

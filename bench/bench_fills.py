@@ -18,14 +18,13 @@ Results are also written as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from functools import partial
-from pathlib import Path
 
 import cv2
 import numpy as np
+from _record import out_argument, write_record
 from scipy.sparse.linalg import spsolve
 
 from xfr_lib.data import asset_dir
@@ -85,8 +84,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-direct", action="store_true", help="skip the spsolve comparison")
-    ap.add_argument("--out", type=Path,
-                    default=Path(__file__).resolve().parents[1] / "build" / "bench" / "fills.json")
+    out_argument(ap, "fills")
     args = ap.parse_args()
     cv2.setNumThreads(args.threads)
     fills = list(args.fills) + ([] if args.no_direct else [DIRECT])
@@ -124,10 +122,7 @@ def main() -> None:
             worst = max(r["ms_per_mask"]["road"] for r in rows)
             verdict = "met" if worst < 30 else "NOT met"
             print(f"target ROAD < 30 ms per mask at 150x150: {verdict} (worst {worst:.1f} ms)")
-    record["written"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten: {args.out}")
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,10 @@ dlib_resnet29. Results are also written as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import time
-from pathlib import Path
 
 import torch
+from _record import out_argument, write_record
 
 import xfr_lib
 from xfr_lib.data import asset_dir
@@ -32,8 +30,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=None, help="default: every method")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--out", type=Path,
-                    default=Path(__file__).resolve().parents[1] / "build" / "bench" / "methods.json")
+    out_argument(ap, "methods")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     methods = args.methods or xfr_lib.list_methods()
@@ -70,10 +67,7 @@ def main() -> None:
             verdict = "met" if fggb["seconds"] < 1.5 else "NOT met"
             print(f"target FGGB < 1.5 s per pair on dlib_resnet29: {verdict} "
                   f"({fggb['seconds']:.2f} s)")
-    record["written"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten: {args.out}")
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":
