@@ -1,6 +1,6 @@
 """The shape of the package: a light, lazy top level; documented imports that behave as
 documented; no import cycles; data flowing one way (faces -> models -> explainers -> evaluate ->
-classify -> plot), with notebooks and the command line on top."""
+classify -> words -> plot), with notebooks and the command line on top."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ LAYERS = [
     {"explainers"},
     {"evaluate"},
     {"classify"},
+    {"words"},
     {"plot"},
     {"book", "runner"},
     {"cli"},
@@ -138,7 +139,7 @@ print("ok")
 
 
 @pytest.mark.parametrize("package", ["data", "faces", "models", "explainers", "evaluate",
-                                     "classify", "plot"])
+                                     "classify", "words", "plot"])
 def test_subpackages_export_what_they_document(package):
     module = __import__(f"xfr_lib.{package}", fromlist=["__all__"])
     missing = [n for n in module.__all__ if not hasattr(module, n)]

@@ -10,7 +10,8 @@ The flat public API, loaded lazily (``import xfr_lib`` imports neither torch nor
 is in the subpackages, which export their public names: :mod:`xfr_lib.data`,
 :mod:`xfr_lib.faces`, :mod:`xfr_lib.models`, :mod:`xfr_lib.explainers`,
 :mod:`xfr_lib.evaluate`, :mod:`xfr_lib.classify` (identity classifiers, for SDD-CAM),
-:mod:`xfr_lib.plot`; the chapters use :mod:`xfr_lib.book`.
+:mod:`xfr_lib.words` (region tables, paragraphs and questions answered), :mod:`xfr_lib.plot`;
+the chapters use :mod:`xfr_lib.book`.
 """
 
 from __future__ import annotations

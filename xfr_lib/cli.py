@@ -5,6 +5,8 @@
     xfr faces PHOTO [--out FILE]               number the faces of a photo (for --face)
     xfr verify A B [--model M] [--face-a K] [--face-b K]   score and decision for a pair
     xfr explain A B --method corrrise [--model M] [--out DIR] [--seed S] [-p NAME=VALUE ...]
+                [--text]                       (--text: print the explanation in words)
+    xfr ask A B ["QUESTION"] [--method M] [--json] [--qa-model DIR]  questions about a pair
     xfr identify PROBE GALLERY_DIR [-k 5] [--method corrrise] [--model M] [--out DIR]
     xfr identify PROBE GALLERY_DIR --method sdd [--target NAME] [--train NAME=VALUE ...]
     xfr run CHAPTER [-f params.yaml] [-p NAME VALUE ...] [--out DIR]
@@ -136,23 +138,77 @@ def _cmd_verify(args) -> int:
     return 0
 
 
-def _cmd_explain(args) -> int:
-    import xfr_lib
-    from xfr_lib.plot import save_verification_report
-
-    face_a, face_b = _face(args.face_a, "--face-a"), _face(args.face_b, "--face-b")
-    model = xfr_lib.load_model(args.model, device=args.device)
+def _method_params(args) -> dict:
     params = _params(args.param)
     if args.seed is not None:
         params["seed"] = args.seed
+    return params
+
+
+def _cmd_explain(args) -> int:
+    import xfr_lib
+    from xfr_lib.plot import save_verification_report
+    from xfr_lib.words import calibrate, describe, pair_table
+
+    face_a, face_b = _face(args.face_a, "--face-a"), _face(args.face_b, "--face-b")
+    model = xfr_lib.load_model(args.model, device=args.device)
     result = xfr_lib.explain(args.method, model, args.image_a, args.image_b,
-                             face_a=face_a, face_b=face_b, **params)
-    files = save_verification_report(result, Path(args.out))
+                             face_a=face_a, face_b=face_b, **_method_params(args))
+    try:
+        table = pair_table(result, calibrate(model, args.calibration, progress=False))
+        extra = {"words": table.to_dict(), "text": describe(table)}
+    except XfrError as exc:  # e.g. no landmarks in a chip: the maps are still worth writing
+        warnings.warn(f"no region table: {exc}", stacklevel=1)
+        table, extra = None, {}
+    files = save_verification_report(result, Path(args.out), extra=extra)
     verdict = "match" if result.decision else "non-match"
     print(f"{model.name}: score {result.score:.4f} (threshold {result.threshold:.4f}) -> {verdict}")
     for kind, path in files.items():
         print(f"{kind}: {path}")
+    if args.text and table is not None:
+        print()
+        print(extra["text"])
     return 0
+
+
+def _cmd_ask(args) -> int:
+    import xfr_lib
+    from xfr_lib.words import ask, calibrate, load_matcher, table_for_pair
+
+    if args.question is not None and not args.question.strip():
+        raise XfrError('ask a question in words, e.g. xfr ask A B "why did it reject?"')
+    if args.qa_model is not None and not Path(args.qa_model).is_dir():
+        raise XfrError(f"--qa-model {args.qa_model}: no such folder; give a local "
+                       f"transformers question-answering model folder")
+    face_a, face_b = _face(args.face_a, "--face-a"), _face(args.face_b, "--face-b")
+    model = xfr_lib.load_model(args.model, device=args.device)
+    table = table_for_pair(args.method, model, args.image_a, args.image_b,
+                           calibration=calibrate(model, args.calibration, progress=False),
+                           face_a=face_a, face_b=face_b, **_method_params(args))
+    if args.threshold is not None:
+        table = table.at_threshold(args.threshold)
+    matcher = load_matcher(args.device)
+
+    def answer(question: str) -> None:
+        a = ask(table, question, matcher=matcher, qa_model=args.qa_model)
+        if args.json:
+            print(json.dumps({**a.to_dict(), "table": table.to_dict()}, indent=2, default=str))
+        else:
+            print(a.text)
+
+    if args.question is not None:
+        answer(args.question)
+        return 0
+    # No question: a conversation, one question per line, until an empty line or end of input.
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("? ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        answer(line.strip())
+        sys.stdout.flush()
 
 
 def _cmd_identify(args) -> int:
@@ -293,17 +349,43 @@ def build_parser() -> argparse.ArgumentParser:
     face_arg(p, "--face-b", "photo B")
     model_args(p)
 
+    def pair_args(p):
+        p.add_argument("image_a")
+        p.add_argument("image_b")
+
+    def method_args(p):
+        p.add_argument("--method", default="corrrise",
+                       help="explanation method (see `xfr methods`)")
+        p.add_argument("--seed", type=int, default=None,
+                       help="random seed (default: the method's)")
+        p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="method parameter, repeatable (e.g. -p n=1000)")
+        p.add_argument("--calibration", default="orl", metavar="DATASET|DIR",
+                       help="labelled images whose genuine and impostor scores calibrate the "
+                            "confidence (default orl)")
+        face_arg(p, "--face-a", "photo A")
+        face_arg(p, "--face-b", "photo B")
+        model_args(p)
+
     p = sub.add_parser("explain", help="explain the decision on a pair of photos")
-    p.add_argument("image_a")
-    p.add_argument("image_b")
-    p.add_argument("--method", default="corrrise", help="explanation method (see `xfr methods`)")
+    pair_args(p)
     p.add_argument("--out", default="xfr-out", help="output folder (default ./xfr-out)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the method's)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="method parameter, repeatable (e.g. -p n=1000)")
-    face_arg(p, "--face-a", "photo A")
-    face_arg(p, "--face-b", "photo B")
-    model_args(p)
+    p.add_argument("--text", action="store_true",
+                   help="also print the explanation as a paragraph")
+    method_args(p)
+
+    p = sub.add_parser("ask", help="answer a question about the decision on a pair of photos")
+    pair_args(p)
+    p.add_argument("question", nargs="?", default=None,
+                   help='e.g. "why did it reject?", "how important was the nose?"; without '
+                        'it, questions are read one per line until an empty line')
+    p.add_argument("--json", action="store_true",
+                   help="print the answer, its intent and the data it rests on as JSON")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="decide at this threshold instead of the model's")
+    p.add_argument("--qa-model", default=None, metavar="DIR",
+                   help="a local transformers question-answering model to answer with")
+    method_args(p)
 
     p = sub.add_parser("identify", help="rank a gallery for a probe photo and explain the top "
                                         "K; --method sdd: a classifier's class with SDD-CAM")
@@ -365,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         args, rest = parser.parse_args(argv), []
     handlers = {"fetch": _cmd_fetch, "models": _cmd_list, "datasets": _cmd_list,
                 "methods": _cmd_list, "faces": _cmd_faces, "verify": _cmd_verify,
-                "explain": _cmd_explain, "identify": _cmd_identify, "evaluate": _cmd_evaluate}
+                "explain": _cmd_explain, "ask": _cmd_ask, "identify": _cmd_identify, "evaluate": _cmd_evaluate}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")

@@ -56,6 +56,7 @@ from xfr_lib.evaluate._metrics import (
 from xfr_lib.evaluate._occlusion import OcclusionCase, occlusion_experiment
 from xfr_lib.evaluate._published import (
     PAPER_METHODS,
+    PIXELS_TO_WORDS,
     SDD_PAPER_SETUP,
     published_journal,
     published_sdd,
@@ -111,6 +112,7 @@ __all__ = [
     "MODES",
     "MODIFIED_IMAGES",
     "PAPER_METHODS",
+    "PIXELS_TO_WORDS",
     "RELIABLE_FALSE_MATCHES",
     "RETENTION_MODES",
     "SDD_PAPER_SETUP",

@@ -33,6 +33,7 @@ def save_verification_report(
     stem: str | None = None,
     dpi: int = 150,
     save_maps: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Save the figure and JSON of a verification explanation.
 
@@ -42,12 +43,14 @@ def save_verification_report(
         stem: file name without extension; default ``verification_<method>``.
         dpi: resolution of the PNG.
         save_maps: also write the four maps and both chips to ``<stem>.npz``.
+        extra: more JSON-ready fields for the record (``xfr explain`` adds the region table,
+            ``"words"``, and its paragraph, ``"text"``).
 
     Returns:
         ``{"figure": png path, "json": json path}`` (plus ``"maps"`` with ``save_maps``).
     """
     stem = stem or f"verification_{expl.method}"
-    record = expl.to_dict()
+    record = {**expl.to_dict(), **(extra or {})}
     arrays = {**expl.maps, "chip_a": expl.chip_a, "chip_b": expl.chip_b}
     return _save(record, lambda: plot_verification(expl), out_dir, stem, dpi,
                  arrays if save_maps else None)
