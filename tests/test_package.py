@@ -25,7 +25,7 @@ LAYERS = [
     {"classify"},
     {"words"},
     {"plot"},
-    {"book", "runner"},
+    {"book", "runner", "widgets"},
     {"cli"},
 ]
 

@@ -63,7 +63,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
         "Why did it reject the pair?", "Why did the model accept?", "Why do they match?",
         "Why is this not a match?", "Explain the decision", "What made the system decide this?",
         "Why did it say they are different people?", "What is the reason for the result?",
-        "Summarise the explanation", "Why did the system accept these faces?"),
+        "Summarise the explanation", "Why did the system accept these faces?", "Why?",
+        "How come?"),
     "score": (
         "What is the similarity score?", "What was the score?",
         "How similar are the faces numerically?", "What cosine similarity did the model compute?",
