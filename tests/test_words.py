@@ -347,6 +347,10 @@ def test_a_stored_table_is_reused_without_explaining_again(model, calibration, t
     assert describe(again) == describe(first)
     with pytest.raises(AssertionError, match="explained again"):  # another parameter
         table_for_pair(*args, calibration=calibration, cache=tmp_path, n=41, seed=0)
+    stored = next(tmp_path.glob("*.json"))
+    stored.write_text(stored.read_text()[:50])  # a torn entry is explained again, not read
+    with pytest.raises(AssertionError, match="explained again"):
+        table_for_pair(*args, calibration=calibration, cache=tmp_path, n=40, seed=0)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""File helpers every part of xfr uses: a file's SHA-256 and writes that never leave half a file.
+"""File helpers every part of xfr uses: a file's SHA-256, writes that never leave half a file,
+and reading a cached JSON result.
 
 A write goes to a temporary file in the target's folder and is renamed into place, so a crash
 (or a full disk, or Ctrl-C) leaves either the old file or the new one, never a truncated one.
@@ -7,11 +8,14 @@ A write goes to a temporary file in the target's folder and is renamed into plac
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+
+T = TypeVar("T")
 
 
 def sha256_file(path: str | Path) -> str:
@@ -71,3 +75,14 @@ def load_yaml_mapping(path: str | Path, error: type[Exception]) -> dict:
         raise error(f"parameter file {path} must be a mapping 'name: value', "
                     f"got a {type(data).__name__}")
     return data
+
+
+def read_cached_json(path: str | Path | None, parse: Callable[[Any], T]) -> T | None:
+    """``parse(json in path)``, or None when there is no such file or it cannot be parsed (a
+    cache entry from another version or a torn write: the caller recomputes and overwrites)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        return parse(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError):
+        return None

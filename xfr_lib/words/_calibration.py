@@ -212,6 +212,7 @@ def calibrate(model: Any, source: Any = "orl", *, cache: bool | str | Path = Tru
         progress: show progress while aligning and embedding.
     """
     from xfr_lib import __version__
+    from xfr_lib._io import atomic_write_text, read_cached_json
     from xfr_lib.data import cache_dir
     from xfr_lib.models import model_fingerprint
 
@@ -224,19 +225,15 @@ def calibrate(model: Any, source: Any = "orl", *, cache: bool | str | Path = Tru
     if cache is not False:
         folder = cache_dir() / "calibrations" if cache is True else Path(cache)
         file = folder / f"{model.name}-{key}.json"
-        if file.is_file():
-            try:
-                return ScoreCalibration.from_dict(json.loads(file.read_text(encoding="utf-8")))
-            except (ValueError, TypeError, KeyError):
-                pass  # unreadable: recompute and overwrite
+        stored = read_cached_json(file, ScoreCalibration.from_dict)
+        if stored is not None:
+            return stored
     pairs = labelled_pair_scores(model, dataset, progress=progress)
     cal = fit_calibration(pairs.scores[pairs.genuine], pairs.scores[~pairs.genuine],
                           model.threshold, model=model.name,
                           source=f"{dataset.name}: all pairs of {pairs.images} images",
                           params=params)
     if file is not None:
-        from xfr_lib._io import atomic_write_text
-
         file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(file, json.dumps(cal.to_dict(), indent=1))
     return cal

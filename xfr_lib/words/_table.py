@@ -205,7 +205,7 @@ def table_for_pair(method: str, model: Any, image_a: Any, image_b: Any, *,
     """
     import xfr_lib
     from xfr_lib import __version__
-    from xfr_lib._io import atomic_write_text, sha256_file
+    from xfr_lib._io import atomic_write_text, read_cached_json, sha256_file
     from xfr_lib.data import cache_dir
     from xfr_lib.models import model_fingerprint
     from xfr_lib.words._calibration import calibrate
@@ -220,11 +220,9 @@ def table_for_pair(method: str, model: Any, image_a: Any, image_b: Any, *,
                           "version": __version__}, sort_keys=True, default=str)
         folder = cache_dir() / "tables" if cache is True else Path(cache)
         file = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
-        if file.is_file():
-            try:
-                return PairTable.from_dict(json.loads(file.read_text(encoding="utf-8")))
-            except (ValueError, TypeError, KeyError):
-                pass  # unreadable: explain again and overwrite
+        stored = read_cached_json(file, PairTable.from_dict)
+        if stored is not None:
+            return stored
     expl = xfr_lib.explain(method, model, image_a, image_b, face_a=face_a, face_b=face_b,
                            **params)
     table = pair_table(expl, cal)
