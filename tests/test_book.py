@@ -3,7 +3,7 @@
 The book is built by ``make book`` (the chapters executed under nbval + ``jupyter-book build
 -W``); the fixture runs it, which is a no-op when the build is up to date. Set
 ``XFR_BOOK_HTML`` to check another build folder instead (and ``XFR_BOOK_NOTEBOOKS`` for the
-executed notebooks it was built from).
+executed notebooks it was built from, ``XFR_NOTEBOOKS`` for their chapters' sources).
 
 Every chapter page is opened at the window sizes of :data:`WINDOWS`. At the default one,
 1280 x 800 (a laptop screen; the theme shows its left side bar and the page's contents on the
@@ -13,10 +13,18 @@ a phone's width) a table that cannot fit must sit in a horizontally scrollable b
 fits the column. At every size no cell may be cut off by an ancestor, overflow its own box or
 be kept on one line (``white-space: nowrap``). Screenshots are kept in ``build/screenshots/``:
 chapter 1, and each chapter scrolled to its widest table at 1280 x 800 and 500 x 800.
+
+Widgets (ipywidgets): a chapter that shows some is drawn by the vendored HTML manager from the
+widget state its run saved (``tests/notebooks/nbval_record.py``); every widget a cell showed
+must appear in the page, with no script error and nothing fetched that is not there. A chapter
+without widgets loads none of that JavaScript. Whether or not any chapter has widgets yet, a
+small chapter with a slider, a dropdown, a text box and an HTML widget is executed and built
+into a book of its own with the book's configuration and checked the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import http.server
@@ -25,12 +33,15 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import MYST_HEADER
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +49,12 @@ HTML_DIR = Path(os.environ.get("XFR_BOOK_HTML") or ROOT / "build" / "book" / "_b
 NOTEBOOKS = Path(os.environ.get("XFR_BOOK_NOTEBOOKS") or ROOT / "build" / "notebooks")
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CH1 = "01_face_recognition"
-CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
+# The chapters' sources: those of $XFR_NOTEBOOKS when set (as for tests/notebooks/run_nbval.py),
+# to check with XFR_BOOK_HTML and XFR_BOOK_NOTEBOOKS a book built from other chapters.
+CHAPTERS = sorted(p.stem for p in Path(os.environ.get("XFR_NOTEBOOKS") or ROOT / "notebooks")
+                  .glob("[0-9][0-9]_*.md"))
+WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 # (width, height) of the browser window. The default of these checks is a laptop screen, where
 # every table must fit the article column; 800 x 600 is headless Chromium's own default and
 # 500 x 800 its narrowest window (a phone), where a table may instead scroll in its own box.
@@ -49,8 +65,35 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--hide-scrollbars", "--mute-audio"]
 
-# Appended to a copy of a page: once the page (and MathJax, if any) has finished, it writes
-# what the browser actually loaded into a <pre> that --dump-dom then returns.
+# Put first in the <head> of a copy of a page: what went wrong in its scripts, as
+# {kind, message, source}: uncaught errors, elements that could not load, unhandled promise
+# rejections, and what was written to the console (the HTML manager reports there, e.g. when it
+# falls back to a CDN). :func:`_widget_errors` picks those that concern widgets.
+ERRORS = """
+<script>
+window.__xfrErrors = [];
+window.addEventListener("error", e => window.__xfrErrors.push(e.message
+  ? {kind: "error", message: String(e.message), source: `${e.filename}:${e.lineno}`}
+  : {kind: "load", message: "could not load", source: e.target.src || e.target.href || ""}),
+  true);
+window.addEventListener("unhandledrejection", e => window.__xfrErrors.push(
+  {kind: "rejection", message: String(e.reason && e.reason.stack || e.reason), source: ""}));
+for (const level of ["error", "warn", "log"]) {
+  const original = console[level];
+  console[level] = (...args) => {
+    window.__xfrErrors.push({kind: `console.${level}`, message: args.map(String).join(" "),
+                             source: ""});
+    original.apply(console, args);
+  };
+}
+</script>
+"""
+# Words of the errors that concern widgets (not, e.g., the theme's own console messages).
+WIDGET_WORDS = re.compile(r"widget|jupyter|require|module|model|cdn|fall(?:ing)? back",
+                          re.IGNORECASE)
+
+# Appended to a copy of a page: once the page (MathJax and widgets, if any) has finished, it
+# writes what the browser actually loaded into a <pre> that --dump-dom then returns.
 PROBE = """
 <script>
 window.addEventListener("load", () => {
@@ -67,14 +110,71 @@ window.addEventListener("load", () => {
                   rendered: document.querySelectorAll("mjx-container").length};
     const layout = tableLayout();
     const text = (document.querySelector("article") || document.body).innerText;
+    const widgets = widgetReport();
+    const failed = performance.getEntriesByType("resource")
+      .filter(r => r.responseStatus >= 400).map(r => `${r.responseStatus} ${r.name}`);
+    const errors = window.__xfrErrors || [];
     const pre = document.createElement("pre");
     pre.id = "xfr-probe";
-    pre.textContent = JSON.stringify({imgs, tables, figures, resources, math, layout, text});
+    pre.textContent = JSON.stringify({imgs, tables, figures, resources, math, layout, text,
+                                      widgets, failed, errors});
     document.body.appendChild(pre);
   };
   const mj = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
-  (mj || Promise.resolve()).then(report, report);
+  Promise.all([mj || Promise.resolve(), widgetsDrawn()]).then(report, report);
 });
+
+// The widget views of the page (myst-nb's <script type="...widget-view+json">) and what the
+// HTML manager drew for each: a div.widget-subarea put just before it, holding the widget.
+const VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]';
+const drawn = v => {
+  const area = v.previousElementSibling;
+  return area && area.classList.contains("widget-subarea") && area.querySelector(".jupyter-widgets")
+    ? area : null;
+};
+function widgetsDrawn(limit = 20000) {  // resolves once every view is drawn, or after `limit` ms
+  const views = [...document.querySelectorAll(VIEW)];
+  const start = Date.now();
+  return new Promise(resolve => {
+    const poll = () => views.every(drawn) || Date.now() - start > limit
+      ? resolve() : setTimeout(poll, 100);
+    poll();
+  });
+}
+function widgetReport() {
+  const views = [...document.querySelectorAll(VIEW)];
+  const areas = views.map(drawn).filter(Boolean);
+  const article = document.querySelector("article.bd-article") || document.querySelector("article");
+  let column = null;
+  if (article) {  // the article's content box, as in tableLayout()
+    const st = getComputedStyle(article), a = article.getBoundingClientRect();
+    column = {left: Math.round(a.left + parseFloat(st.paddingLeft) + parseFloat(st.borderLeftWidth)),
+              right: Math.round(a.right - parseFloat(st.paddingRight)
+                                - parseFloat(st.borderRightWidth))};
+  }
+  const classes = [...new Set(areas.flatMap(area => [...area.querySelectorAll(".jupyter-widgets")]
+    .flatMap(e => [...e.classList].filter(c => c.startsWith("widget-")))))].sort();
+  return {
+    views: views.map(v => { try { return JSON.parse(v.textContent).model_id; }
+                            catch (e) { return null; } }),
+    state: document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]')
+      .length,
+    drawn: areas.length,
+    classes,
+    boxes: areas.map(area => {  // the widget's box; left and right: of all it draws
+      const r = area.firstElementChild.getBoundingClientRect();
+      const parts = [r, ...[...area.querySelectorAll("*")].map(e => e.getBoundingClientRect())
+        .filter(q => q.width > 0 && q.height > 0)];
+      return {left: Math.round(Math.min(...parts.map(q => q.left))),
+              right: Math.round(Math.max(...parts.map(q => q.right))),
+              width: Math.round(r.width), height: Math.round(r.height)};
+    }),
+    column,
+    texts: areas.map(area => area.innerText.trim()),
+    inputs: areas.flatMap(area => [...area.querySelectorAll("input, select, textarea")]
+      .map(i => i.value)),
+  };
+}
 
 // Where every table of the article sits: the article's content box, each table's box, the
 // horizontally scrollable box around it (if any), and its cells that a reader cannot see in
@@ -163,10 +263,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves the book; ``/__probe__/<page>`` is the page with :data:`PROBE` appended."""
 
     def do_GET(self):
-        if self.path.startswith("/__probe__/"):
+        if self.path.startswith("/__probe__/") and not self.path.split("?")[0].endswith(".html"):
+            # A file that a script asks for relative to the page's own address (not <base>),
+            # as the widget manager asks for its fonts: served from where it is.
+            self.path = self.path.removeprefix("/__probe__")
+        elif self.path.startswith("/__probe__/"):
             page = Path(self.directory) / self.path.removeprefix("/__probe__/").split("?")[0]
             text = page.read_text(encoding="utf-8")
-            text = text.replace("<head>", '<head><base href="/">', 1).replace(
+            text = text.replace("<head>", '<head><base href="/">' + ERRORS, 1).replace(
                 "</body>", PROBE + "</body>", 1)
             body = text.encode()
             self.send_response(200)
@@ -181,15 +285,24 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def server(book):
+@contextlib.contextmanager
+def _serve(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` (see :class:`_Handler`) on a free local port; yields its URL."""
     httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(book)))
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(directory)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(book):
+    with _serve(book) as url:
+        yield url
 
 
 def _run_chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -455,3 +568,207 @@ def test_glued_values_markdown_outputs_and_figures_reach_the_page(probe, chapter
         assert words in page, f"the Markdown output {md[:80]!r} is not on the page"
     loaded = [i for i in seen["imgs"] if i["complete"] and i["w"] > 0 and i["h"] > 0]
     assert len(loaded) >= pngs, f"{pngs} figures in the notebook, {len(loaded)} shown"
+
+
+# --- widgets ------------------------------------------------------------------------------------
+
+def _widget_views(nb: dict) -> list[str]:
+    """Model ids of the widgets the notebook's cells show, in order (outputs the page keeps)."""
+    ids = []
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] != "code" or {"remove-output", "remove-cell"} & set(tags):
+            continue
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW_MIME)
+            if view is not None:
+                ids.append(view["model_id"])
+    return ids
+
+
+def _widget_state(nb: dict) -> dict:
+    """The saved widget state's models by id ({} when the notebook saved none)."""
+    return nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE_MIME, {}).get("state", {})
+
+
+def _widget_page_problems(name: str, nb: dict, page: str) -> list[str]:
+    """What keeps the widgets of a notebook from being drawn in its built ``page`` (HTML text)."""
+    views, state = _widget_views(nb), _widget_state(nb)
+    in_page = re.findall(rf'<script type="{re.escape(WIDGET_VIEW_MIME)}">', page)
+    state_scripts = len(re.findall(rf'<script type="{re.escape(WIDGET_STATE_MIME)}">', page))
+    manager = re.search(r'<script[^>]*src="_static/html-manager/embed-amd\.js', page)
+    if not views and not in_page:
+        return [f"{name}: shows no widget but its page loads the widget state or manager"] if (
+            state_scripts or manager) else []
+    problems = []
+    if not state:
+        problems.append(f"{name}: {len(views) or len(in_page)} widget view(s) but no widget state "
+                        f"in its notebook (executed by tests/notebooks/run_nbval.py?)")
+    missing = [v for v in views if v not in state]
+    if state and missing:
+        problems.append(f"{name}: widgets shown but not in the saved state (closed?): {missing}")
+    if len(in_page) != len(views):
+        problems.append(f"{name}: {len(views)} widget views in the notebook, {len(in_page)} in "
+                        f"the page")
+    if state_scripts != 1 or not manager:
+        problems.append(f"{name}: the page has {state_scripts} widget state script(s) and "
+                        f"{'the' if manager else 'no'} vendored HTML manager")
+    return problems
+
+
+def _widget_browser_problems(name: str, seen: dict, views: list[str]) -> list[str]:
+    """What keeps the widgets from showing in the browser, from :data:`PROBE`'s report."""
+    w, problems = seen["widgets"], []
+    if w["views"] != views:
+        problems.append(f"{name}: the page's widget views {w['views']} are not the notebook's "
+                        f"{views}")
+    if w["drawn"] != len(views):
+        problems.append(f"{name}: {w['drawn']} of {len(views)} widgets drawn")
+    column = w["column"]
+    for i, b in enumerate(w["boxes"]):
+        if b["width"] <= 0 or b["height"] <= 0:
+            problems.append(f"{name}: widget {i} is drawn empty ({b['width']} x {b['height']})")
+        elif column and (b["left"] < column["left"] - 1 or b["right"] > column["right"] + 1):
+            problems.append(f"{name}: widget {i} ({b['left']}-{b['right']} px) spills out of the "
+                            f"article ({column['left']}-{column['right']} px)")
+    errors = _widget_errors(seen["errors"])
+    if errors:
+        problems.append(f"{name}: script errors: {errors[:5]}")
+    failed = [f for f in seen["failed"] if not f.endswith("/favicon.ico")]
+    if failed:
+        problems.append(f"{name}: failed to load: {failed[:5]}")
+    return problems
+
+
+def _widget_errors(errors: list[dict]) -> list[str]:
+    """The errors of :data:`ERRORS` that concern widgets: from the manager or RequireJS, about
+    widgets, modules or a CDN, anything that could not load, any unhandled rejection."""
+    def concerns_widgets(e: dict) -> bool:
+        if e["kind"] == "console.log":  # the manager logs where it fetches a module from
+            return bool(re.search(r"falling back|loading from|cdn", e["message"],
+                                  re.IGNORECASE))
+        return (e["kind"] in ("load", "rejection") or "html-manager" in e["source"]
+                or "requirejs" in e["source"] or bool(WIDGET_WORDS.search(e["message"])))
+
+    return [f"{e['kind']}: {e['message'][:300]} {e['source']}".strip() for e in errors
+            if concerns_widgets(e)]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_widgets_are_drawn_from_the_saved_state(book, probe, chapter):
+    """A chapter's widgets are in its page and drawn there; a chapter without loads no widget JS."""
+    nb = _executed(chapter)
+    page = (book / f"{chapter}.html").read_text(encoding="utf-8")
+    problems = _widget_page_problems(chapter, nb, page)
+    assert not problems, "\n".join(problems)
+    views = _widget_views(nb)
+    if views:
+        problems = _widget_browser_problems(chapter, probe(f"{chapter}.html"), views)
+        assert not problems, "\n".join(problems)
+
+
+def test_the_widget_checks_see_views_without_state_and_widgets_not_drawn():
+    """The checks above on made-up notebooks, pages and browser reports."""
+    view = {"output_type": "display_data", "metadata": {},
+            "data": {WIDGET_VIEW_MIME: {"model_id": "m1", "version_major": 2,
+                                        "version_minor": 0}, "text/plain": "IntSlider()"}}
+    nb = {"metadata": {}, "cells": [{"cell_type": "code", "metadata": {}, "outputs": [view]}]}
+    tags = ('<script type="application/vnd.jupyter.widget-view+json">{}</script>'
+            '<script type="application/vnd.jupyter.widget-state+json">{}</script>'
+            '<script data-jupyter-widgets-cdn="_static/html-manager/" '
+            'src="_static/html-manager/embed-amd.js?v=1"></script>')
+    assert "no widget state in its notebook" in _widget_page_problems("13", nb, tags)[0]
+    nb["metadata"] = {"widgets": {WIDGET_STATE_MIME: {"state": {"m2": {}}}}}
+    assert "not in the saved state (closed?): ['m1']" in _widget_page_problems("13", nb, tags)[0]
+    nb["metadata"]["widgets"][WIDGET_STATE_MIME]["state"]["m1"] = {}
+    assert _widget_page_problems("13", nb, tags) == []
+    assert "0 widget state script(s)" in _widget_page_problems(
+        "13", nb, tags.replace("widget-state", "widget-gone"))[0]
+    nb["cells"][0]["metadata"]["tags"] = ["remove-output"]  # not shown: nothing to draw
+    assert _widget_page_problems("13", nb, "<p>no widgets</p>") == []
+    no_view = tags.split("</script>", 1)[1]
+    assert "loads the widget state or manager" in _widget_page_problems("13", nb, no_view)[0]
+    seen = {"widgets": {"views": ["m1"], "drawn": 0, "column": {"left": 0, "right": 100},
+                        "boxes": []},
+            "failed": ["404 http://x/favicon.ico"],
+            "errors": [{"kind": "console.error", "message": "Got invalid theme mode", "source": ""},
+                       {"kind": "console.log", "message": "Falling back to https://cdn for m",
+                        "source": ""}]}
+    found = _widget_browser_problems("13", seen, ["m1"])
+    assert len(found) == 2 and "0 of 1 widgets drawn" in found[0], found
+    assert "Falling back" in found[1] and "theme" not in found[1]
+    seen["widgets"].update(drawn=1, boxes=[{"left": 0, "right": 120, "width": 120, "height": 30}])
+    seen["errors"], seen["failed"] = [], ["404 http://x/_static/html-manager/f.woff2"]
+    found = _widget_browser_problems("13", seen, ["m1"])
+    assert "spills out of the article" in found[0] and "f.woff2" in found[1], found
+
+
+WIDGET_CHAPTER = MYST_HEADER + """
+# Widgets
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+out_dir = "out"
+```
+
+```{code-cell} ipython3
+import ipywidgets as widgets
+from IPython.display import display
+
+slider = widgets.IntSlider(value=7, min=0, max=10, description="pairs")
+display(slider)
+display(widgets.Dropdown(options=["dlib", "sface"], value="sface", description="model"))
+display(widgets.Text(value="typed", description="name"))
+widgets.HTML("<b>similarity 0.73</b>")
+```
+"""
+
+
+def test_a_chapter_with_widgets_is_drawn_offline_from_its_saved_state(book, tmp_path):
+    """The whole way, whether or not a chapter has widgets yet: executed under nbval (the
+    pipeline of every chapter), built with the book's configuration and vendored JavaScript,
+    drawn in Chromium with the values the kernel had, nothing loaded from elsewhere."""
+    chapter = "01_widgets"
+    sources = tmp_path / "notebooks"
+    sources.mkdir()
+    (sources / f"{chapter}.md").write_text(WIDGET_CHAPTER, encoding="utf-8")
+    executed = tmp_path / "executed"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "notebooks" / "run_nbval.py"), "--out",
+         str(executed), chapter], capture_output=True, text=True, cwd=ROOT, timeout=600,
+        check=False, env={**os.environ, "XFR_NOTEBOOKS": str(sources)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    notebook = executed / chapter / f"{chapter}.ipynb"
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    views, state = _widget_views(nb), _widget_state(nb)
+    assert len(views) == 4 and set(views) <= set(state), (views, sorted(state))
+    # A book of this one page, staged as `make book` stages the real one.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "book" / "_styles", src / "_styles")
+    for name in ("_config.yml", "references.bib"):
+        shutil.copy(ROOT / "book" / name, src / name)
+    (src / "_toc.yml").write_text(f"format: jb-book\nroot: {chapter}\n", encoding="utf-8")
+    shutil.copy(notebook, src / notebook.name)
+    for vendored in ("html-manager", "requirejs"):
+        shutil.copytree(book / "_static" / vendored, src / "_vendor" / vendored)
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(src), "--path-output",
+         str(tmp_path / "site"), "-W", "--keep-going", "-n", "--quiet"],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    site = tmp_path / "site" / "_build" / "html"
+    page = (site / f"{chapter}.html").read_text(encoding="utf-8")
+    assert not _widget_page_problems(chapter, nb, page)
+    assert not re.search(r'<script[^>]*src="(?:https?:)?//', page)
+    with _serve(site) as url:
+        seen = _probe(url, f"{chapter}.html", tmp_path)
+    problems = _widget_browser_problems(chapter, seen, views)
+    assert not problems, "\n".join(problems)
+    w = seen["widgets"]
+    assert {"widget-slider", "widget-dropdown", "widget-text", "widget-html"} <= set(w["classes"])
+    assert w["texts"][0].split() == ["pairs", "7"], w["texts"]  # the slider's label and readout
+    assert "sface" in w["inputs"] and "typed" in w["inputs"], w["inputs"]
+    assert w["texts"][3] == "similarity 0.73", w["texts"]
+    assert all(u.startswith(url) for u in seen["resources"]), seen["resources"]
+    assert any(u.startswith(f"{url}/_static/html-manager/embed-amd.js") for u in seen["resources"])

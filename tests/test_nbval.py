@@ -9,6 +9,7 @@ the notebook the book is built from. These tests run it on tiny chapters (throug
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ NBVAL_DIR = ROOT / "tests" / "notebooks"
 SFACE = NBVAL_DIR / "sface.yaml"
 sys.path.insert(0, str(NBVAL_DIR))
 
+import nbval_record
 import run_nbval
 
 HEADER = MYST_HEADER + """
@@ -60,6 +62,33 @@ n + 1
 ```
 
 The square is {glue:md}`square`.
+"""
+
+# Widgets as a workshop chapter builds them: one shown with display(), one as the cell's value,
+# one created but never shown, and one closed (gone from the state, as in Jupyter).
+WIDGETS = HEADER + """
+```{code-cell} ipython3
+:tags: [parameters]
+
+n = 7
+out_dir = "out"
+```
+
+```{code-cell} ipython3
+import ipywidgets as widgets
+from IPython.display import display
+
+slider = widgets.IntSlider(value=n, min=0, max=10, description="n")
+display(slider)
+hidden = widgets.Dropdown(options=["a", "b"], value="b")
+gone = widgets.Button(description="gone")
+gone.close()
+widgets.Text(value="typed")
+```
+
+```{code-cell} ipython3
+slider.value + 1
+```
 """
 
 
@@ -103,12 +132,127 @@ def test_the_executed_notebook_keeps_glue_markdown_figures_and_results(chapters,
     assert result[0].output_type == "execute_result" and result[0].execution_count == 4
     assert result[0].data["text/plain"] == "4"
     assert nb.metadata["xfr"]["status"] == "ok"
+    assert "widgets" not in nb.metadata  # no widget: no widget state, as before
     assert all(c.metadata["papermill"]["status"] == "completed" for c in code)
     record = yaml.safe_load((folder / "parameters.yaml").read_text())
     assert record["status"] == "ok" and record["parameters"]["n"] == 3
     assert record["params_file"].endswith("07_shows-book.yaml")
     assert record["seconds"] > 0 and record["outputs"] == ["line.png"]
     assert (folder / ".done").is_file()
+
+
+def _views(cell) -> list[dict]:
+    return [o.data[nbval_record.WIDGET_VIEW_MIME] for o in cell.outputs
+            if nbval_record.WIDGET_VIEW_MIME in o.get("data", {})]
+
+
+def test_the_widget_state_is_kept_with_the_cells_that_show_widgets(chapters, tmp_path):
+    """What the book needs to draw the widgets: each view's model, in the notebook's metadata."""
+    (chapters / "08_widgets.md").write_text(WIDGETS)
+    out = tmp_path / "build"
+    proc = _run(["--out", str(out), "8"], chapters)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    nb = nbformat.read(out / "08_widgets" / "08_widgets.ipynb", as_version=4)
+    nbformat.validate(nb)
+    saved = nb.metadata["widgets"][nbval_record.WIDGET_STATE_MIME]
+    assert (saved["version_major"], saved["version_minor"]) == (2, 0)
+    state = saved["state"]
+    by_name = {}
+    for model_id, model in state.items():
+        assert set(model) >= {"model_name", "model_module", "model_module_version", "state"}
+        by_name.setdefault(model["model_name"], []).append((model_id, model))
+    [(slider_id, slider)] = by_name["IntSliderModel"]
+    assert slider["model_module"] == "@jupyter-widgets/controls"
+    assert slider["state"]["value"] == 7 and slider["state"]["description"] == "n"
+    [(text_id, text)] = by_name["TextModel"]
+    assert text["state"]["value"] == "typed"
+    assert by_name["DropdownModel"][0][1]["state"]["index"] == 1  # live though never shown
+    assert "ButtonModel" not in by_name  # closed
+    # The layout and style models the views refer to are there too.
+    refs = {v.removeprefix("IPY_MODEL_") for m in state.values() for v in m["state"].values()
+            if isinstance(v, str) and v.startswith("IPY_MODEL_")}
+    assert refs and refs <= set(state)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    shown = _views(code[2])
+    assert [v["model_id"] for v in shown] == [slider_id, text_id]
+    assert all((v["version_major"], v["version_minor"]) == (2, 0) for v in shown)
+    assert [o.output_type for o in code[2].outputs] == ["display_data", "execute_result"]
+    assert "IntSlider(value=7" in code[2].outputs[0].data["text/plain"]
+    # Asking for the state ran nothing the reader sees: the last cell is still In [4].
+    assert code[3].execution_count == 4 and code[3].outputs[0].data["text/plain"] == "8"
+    assert nb.metadata["xfr"]["status"] == "ok"
+
+
+def test_a_chapter_that_imports_ipywidgets_but_keeps_no_widget_gets_no_widget_state(
+        chapters, tmp_path):
+    (chapters / "08_widgets.md").write_text(HEADER + """
+```{code-cell} ipython3
+:tags: [parameters]
+
+out_dir = "out"
+```
+
+```{code-cell} ipython3
+import ipywidgets as widgets
+
+widgets.IntSlider(value=3).close()
+```
+""")
+    out = tmp_path / "build"
+    proc = _run(["--out", str(out), "8"], chapters)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    nb = nbformat.read(out / "08_widgets" / "08_widgets.ipynb", as_version=4)
+    assert nb.metadata["xfr"]["status"] == "ok" and "widgets" not in nb.metadata
+
+
+def test_a_widget_state_that_cannot_be_had_fails_the_chapter(chapters, tmp_path):
+    broken = WIDGETS.replace("slider.value + 1", (
+        "def refuse(*args, **kwargs):\n"
+        "    raise OSError('no state today')\n"
+        "widgets.Widget.get_manager_state = refuse"))
+    (chapters / "08_widgets.md").write_text(broken)
+    out = tmp_path / "build"
+    proc = _run(["--out", str(out), "8"], chapters)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "the widget state could not be collected: OSError: no state today" in proc.stdout
+    assert not (out / "08_widgets" / ".done").exists()
+    nb = nbformat.read(out / "08_widgets" / "08_widgets.ipynb", as_version=4)
+    assert "widgets" not in nb.metadata and nb.metadata["xfr"]["status"] == "failed"
+    record = yaml.safe_load((out / "08_widgets" / "parameters.yaml").read_text())
+    assert record["status"] == "failed" and "no state today" in record["error"]
+
+
+def test_the_widget_state_query_reports_a_kernel_that_does_not_answer():
+    class Client:
+        def __init__(self, replies):
+            self.replies = replies
+
+        def execute(self, code, **kwargs):
+            assert code == "" and kwargs["silent"] and not kwargs["store_history"]
+            return "m1"
+
+        def get_shell_msg(self, timeout=None):
+            if not self.replies:
+                raise queue.Empty
+            return self.replies.pop(0)
+
+    def reply(parent, value):
+        return {"parent_header": {"msg_id": parent},
+                "content": {"status": "ok", "user_expressions": {"state": value}}}
+
+    ok = {"status": "ok", "data": {"text/plain": repr('{"state": {}}')}}
+    assert nbval_record.widget_state(Client([reply("other", {}), reply("m1", ok)])) == {
+        "state": {}}
+    none = {"status": "ok", "data": {"text/plain": repr("null")}}
+    assert nbval_record.widget_state(Client([reply("m1", none)])) is None
+    with pytest.raises(nbval_record.WidgetStateError, match="no reply from the kernel"):
+        nbval_record.widget_state(Client([reply("other", ok)]), timeout=0.1)
+    error = {"status": "error", "ename": "NameError", "evalue": "x", "traceback": []}
+    with pytest.raises(nbval_record.WidgetStateError, match="NameError: x"):
+        nbval_record.widget_state(Client([reply("m1", error)]))
+    garbled = {"status": "ok", "data": {"text/plain": "not a literal"}}
+    with pytest.raises(nbval_record.WidgetStateError, match="unreadable reply"):
+        nbval_record.widget_state(Client([reply("m1", garbled)]))
 
 
 def test_a_rerun_removes_the_stamp_first_and_a_failure_keeps_it_away(chapters, tmp_path):

@@ -63,12 +63,12 @@ class PairExplorer:
         self.threshold = w.FloatSlider(value=first.model_threshold, min=round(lo, 3),
                                        max=round(hi, 3), step=0.001, readout_format=".3f",
                                        description="threshold",
-                                       layout=w.Layout(width="420px"))
+                                       layout=w.Layout(width="420px", max_width="100%"))
         self.reset = w.Button(description="model's threshold")
         self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.text = w.HTML()
         self.question = w.Text(value=question, description="ask", continuous_update=False,
-                               layout=w.Layout(width="420px"))
+                               layout=w.Layout(width="420px", max_width="100%"))
         self.ask_button = w.Button(description="Ask", button_style="primary")
         self.answer = w.HTML()
         self.last_answer = None
@@ -79,9 +79,11 @@ class PairExplorer:
                                               self.current_table(model_threshold=True).threshold))
         self.question.observe(lambda _: self.ask(), names="value")  # on Enter
         self.ask_button.on_click(lambda _: self.ask())
-        self.widget = w.VBox([w.HBox([self.pair, self.method]),
-                              w.HBox([self.threshold, self.reset]), self.image, self.text,
-                              w.HBox([self.question, self.ask_button]), self.answer])
+        wrap = w.Layout(flex_flow="row wrap")  # rows fold in a narrow column
+        self.widget = w.VBox([w.HBox([self.pair, self.method], layout=wrap),
+                              w.HBox([self.threshold, self.reset], layout=wrap), self.image,
+                              self.text, w.HBox([self.question, self.ask_button], layout=wrap),
+                              self.answer])
         self._show_pair()
 
     @classmethod

@@ -7,6 +7,17 @@ become the cell's ``outputs`` and ``execution_count``, and the notebook is writt
 file atomically once its last cell has run. The book is then built from these notebooks
 without executing anything a second time.
 
+Widgets (ipywidgets): a cell that displayed one keeps its
+``application/vnd.jupyter.widget-view+json`` output (the model id, with a ``text/plain``
+stand-in). After the notebook's last cell, while its kernel still runs, the state of every live
+widget is asked of that kernel (:func:`widget_state`: ``ipywidgets.Widget.get_manager_state``,
+only when the chapter imported ipywidgets) and stored as Jupyter does when it saves widget
+state, in ``metadata.widgets["application/vnd.jupyter.widget-state+json"]``; myst-nb puts it
+into the page, where the vendored ipywidgets HTML manager draws the widgets as they were left.
+A notebook that shows no widget gets no ``widgets`` metadata (its kernel is not asked: a
+chapter may import ipywidgets without showing any, e.g. through ``tqdm.auto``). A state that
+cannot be had fails the notebook, which would otherwise be shown with blank widgets.
+
 A notebook stops at its first failing cell: the cells after it are skipped (reported as such)
 rather than run into a cascade of NameErrors, and the partial notebook, error included, is
 kept for inspection. :attr:`RecordOutputs.results` says how each notebook ended; the caller
@@ -17,7 +28,10 @@ Used as ``pytest.main([...], plugins=[RecordOutputs(on_finish=...)])``.
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
+import json
+import queue
 import re
 import time
 from collections.abc import Callable
@@ -36,6 +50,15 @@ STATUS_FAILED = "failed"
 # whichever of papermill (xfr run) or nbval (the book) ran them.
 _PM = "papermill"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+#: Evaluated in the kernel as a user expression (nothing printed, nothing left in its names):
+#: the JSON of every live widget's state, or ``null`` when the chapter never imported ipywidgets.
+#: ``drop_defaults`` as in ``ipywidgets.embed``: the HTML manager knows the defaults.
+_WIDGET_STATE_EXPR = (
+    "__import__('json').dumps(__import__('sys').modules['ipywidgets'].Widget.get_manager_state("
+    "drop_defaults=True) if 'ipywidgets' in __import__('sys').modules else None)")
+WIDGET_STATE_TIMEOUT_S = 120
 
 
 @dataclass
@@ -151,10 +174,28 @@ class RecordOutputs:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item, nextitem):
-        result = yield  # nbval stops the kernel in the teardown of the notebook's last cell
-        if isinstance(item, IPyNbCell) and (nextitem is None or nextitem.path != item.path):
+        last = isinstance(item, IPyNbCell) and (nextitem is None or nextitem.path != item.path)
+        if last:  # nbval stops the kernel in the teardown of the notebook's last cell
+            self._keep_widget_state(item)
+        result = yield
+        if last:
             self._finish(self._result(item.path))
         return result
+
+    def _keep_widget_state(self, item: IPyNbCell) -> None:
+        """Store the state of the notebook's widgets in its metadata (see the module docstring)."""
+        result = self._result(item.path)
+        kernel = item.parent.kernel
+        if result._nb is None or result.failed_cell is not None or kernel is None or (
+                not kernel.is_alive()) or not has_widget_views(result._nb):
+            return
+        try:
+            state = widget_state(kernel.kc)
+        except WidgetStateError as exc:
+            result.error = f"the widget state could not be collected: {exc}"
+            return
+        if state is not None and state.get("state"):
+            result._nb.metadata["widgets"] = {WIDGET_STATE_MIME: state}
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session) -> None:
@@ -178,7 +219,8 @@ class RecordOutputs:
         result._done = True
         result.seconds = time.perf_counter() - result._start if result._start else 0.0
         complete = result.cells > 0 and result.executed == result.cells
-        result.status = STATUS_OK if complete and result.failed_cell is None else STATUS_FAILED
+        result.status = (STATUS_OK if complete and result.failed_cell is None
+                         and result.error is None else STATUS_FAILED)
         if result.status == STATUS_FAILED and result.error is None:
             result.error = (f"interrupted after {result.executed} of {result.cells} code cells"
                             if result.cells else "no code cell was collected")
@@ -192,6 +234,52 @@ class RecordOutputs:
             atomic_write_text(result.path, nbformat.writes(nb))
         if self.on_finish is not None:
             self.on_finish(result)
+
+
+def has_widget_views(nb: nbformat.NotebookNode) -> bool:
+    """Whether a code cell of ``nb`` shows a widget (has a widget-view output)."""
+    return any(WIDGET_VIEW_MIME in out.get("data", {})
+               for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", []))
+
+
+class WidgetStateError(RuntimeError):
+    """The kernel did not give the state of its widgets."""
+
+
+def widget_state(client, timeout: float = WIDGET_STATE_TIMEOUT_S) -> dict | None:
+    """The state of every live ipywidgets widget in the kernel of ``client``, as Jupyter saves it.
+
+    ``{"version_major": 2, "version_minor": 0, "state": {model_id: {...}}}`` from
+    ``ipywidgets.Widget.get_manager_state(drop_defaults=True)``, asked through a silent execute
+    request's user expression (the kernel's execution count and namespace are left alone);
+    None when the kernel never imported ipywidgets (it is not imported for this).
+
+    Args:
+        client: the kernel's ``jupyter_client`` client (nbval's ``RunningKernel.kc``).
+        timeout: seconds to wait for the kernel's reply.
+
+    Raises:
+        WidgetStateError: no reply in time, or the expression failed in the kernel.
+    """
+    msg_id = client.execute("", silent=True, store_history=False, allow_stdin=False,
+                            user_expressions={"state": _WIDGET_STATE_EXPR})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            msg = client.get_shell_msg(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise WidgetStateError(f"no reply from the kernel in {timeout:.0f} s") from None
+        if msg["parent_header"].get("msg_id") == msg_id:
+            break
+    content = msg["content"]
+    value = content.get("user_expressions", {}).get("state", {})
+    if content.get("status") != "ok" or value.get("status") != "ok":
+        error = value if value.get("status") == "error" else content
+        raise WidgetStateError(f"{error.get('ename', 'error')}: {error.get('evalue', content)}")
+    try:
+        return json.loads(ast.literal_eval(value["data"]["text/plain"]))
+    except (KeyError, TypeError, ValueError, SyntaxError) as exc:
+        raise WidgetStateError(f"unreadable reply: {exc!r}") from None
 
 
 def _error_line(item: IPyNbCell, call) -> str:
