@@ -51,10 +51,8 @@ from xfr_lib.words._text import describe, num, pct
 __all__ = [
     "COLUMNS", "CONFIDENCE_LEVELS", "EVALUATION_QUESTIONS", "INTENTS", "MIN_SIMILARITY",
     "OUT_OF_SCOPE", "REGION_WORDS", "TABLE_REGIONS", "Answer", "IntentMatcher", "PairScores",
-    "PairTable",
-    "ScoreCalibration", "ask", "calibrate", "confidence_level", "describe",
+    "PairTable", "ScoreCalibration", "ask", "calibrate", "confidence_level", "describe",
     "evaluate_questions", "extract_answer", "find_image", "find_number", "find_region",
-    "fit_calibration", "labelled_pair_scores",
-    "load_matcher", "num", "pair_table", "pct", "region_columns", "table_context",
-    "table_for_pair",
+    "fit_calibration", "labelled_pair_scores", "load_matcher", "num", "pair_table", "pct",
+    "region_columns", "table_context", "table_for_pair",
 ]
