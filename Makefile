@@ -9,7 +9,10 @@
 #                built with -W; browser check
 #   make book    build the site offline from the executed chapters, executing (under nbval)
 #                only the chapters whose stamp is stale (make chapters: only execute them)
-#   make bench   run every benchmark in bench/
+#   make bench   run every benchmark in bench/ (BENCHES="bench/bench_x.py ..." for some), then
+#                print every headline figure with its ratio to the reference measured in the
+#                same run and its goal (bench/report.py; build/bench/report.json). Compare two
+#                runs: bench/report.py --compare OLD/report.json
 #   make lint    ruff on the library, tests, benchmarks and the chapters (as py:percent)
 #   make clean   remove build/ and out/ (never the asset cache)
 #
@@ -98,10 +101,11 @@ fetch:
 
 test: test-lib test-notebooks test-notebooks-sface test-book
 
-# One pytest process: the tests and the docstring examples of the library.
+# One pytest process: the tests and the docstring examples of the library. The slowest tests
+# are listed at the end, so that CI's log says where its time goes.
 test-lib:
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --doctest-modules xfr_lib tests \
-	  --ignore=tests/test_book.py
+	  --ignore=tests/test_book.py --durations=25
 
 # Every chapter executed once, with its book parameters, under nbval (--nbval-lax: each cell
 # must run without an error; outputs are not compared). The executed notebooks are kept in
@@ -158,8 +162,11 @@ $(BOOK_HTML)/index.html: $(CHAPTER_STAMPS) $(BOOK_PAGES) $(BOOK_STYLES) $(VENDOR
 
 # --- other ----------------------------------------------------------------------------------
 
+BENCHES ?= $(wildcard bench/bench_*.py)
+
 bench:
-	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+	@set -e; for f in $(BENCHES); do echo "== $$f"; $(PY) $$f; done
+	$(PY) bench/report.py
 
 # The chapters are linted as the library is: converted with jupytext to py:percent into
 # build/lint/ and checked with the same ruff configuration (pyproject.toml).

@@ -262,7 +262,7 @@ def main() -> None:
         print(line)
 
     record = {
-        "figures": figures,
+        "measured": figures,
         "reference": REFERENCE,
         "ratio": {k: figures[k] / v for k, v in REFERENCE.items()},
         "descriptors": source,

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 import torch
-from _record import out_argument, write_record
+from _record import Figures, out_argument, write_record
 
 import xfr_lib
 from xfr_lib import evaluate
@@ -40,6 +40,7 @@ def main() -> None:
     orl = load_dataset("orl")
     record = {"threads": args.threads, "pairs": args.pairs, "steps": args.steps,
               "machine": platform.processor() or platform.machine(), "models": {}}
+    figures = Figures()
     for model_name in args.models:
         model = xfr_lib.load_model(model_name)
         emb = evaluate.embed_dataset(model, orl, progress=False)
@@ -82,7 +83,12 @@ def main() -> None:
                                           "ratio_to_plain_embedding": ratio}
                 print(f"{fill:6s} {mode:10s} {pair_steps:12.1f} {n_images / seconds:9.0f} "
                       f"{ratio:8.2f}")
+                figures.add(f"{model_name} {fill} {mode} curve images/s", n_images / seconds,
+                            "img/s", reference="plain embedding", reference_value=images_per_s)
         record["models"][model_name] = {"plain_images_per_s": images_per_s, "curves": rows}
+    print()
+    figures.print()
+    record["figures"] = figures.rows
     write_record(record, args.out)
 
 

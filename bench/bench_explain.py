@@ -1,6 +1,7 @@
 """Cost of a CorrRISE explanation against the forward passes it cannot avoid.
 
     python bench/bench_explain.py [--model dlib_resnet29] [--n 500] [--batch-size 32]
+                                  [--out build/bench/explain.json]
 
 One pair is explained with N masks (2N masked forward passes: A masked against B, B against
 A). The same number of forward passes alone, at the same batch size, is the floor; the target
@@ -10,7 +11,8 @@ explanation itself, which gives the overhead ratio under the very same machine l
 (explanation time / time spent in forward passes). Rounds alternate forward-only and explanation runs so that load
 from other processes hits both alike; the minimum over rounds is reported, in wall-clock time
 and in CPU time of this process (all threads; less sensitive to other processes on a shared
-machine).
+machine). Figures (``make bench`` report): seconds per pair, and the overhead ratio against
+the forward passes with its goal (<= 1.10).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from typing import Self
 
 import torch
+from _record import Figures, out_argument, write_record
 
 from xfr_lib.errors import XfrError
 
@@ -74,6 +77,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
+    out_argument(ap, "explain")
     args = ap.parse_args()
     torch.set_num_threads(2)
 
@@ -160,6 +164,25 @@ def main() -> None:
     print(f"mask generation      : {t_masks:8.3f} s  ({100 * t_masks / best_fwd:.1f} % of forward)")
     print(f"masking (A * M)      : {t_apply:8.3f} s  ({100 * t_apply / best_fwd:.1f} % of forward)")
     print(f"Pearson correlation  : {t_corr:8.3f} s  ({100 * t_corr / best_fwd:.1f} % of forward)")
+
+    figures = Figures()
+    tag = f"{args.model} corrrise N={n}"
+    figures.add(f"{tag} s/pair", best_full, "s/pair", reference="its 2N forward passes alone",
+                reference_value=best_fwd, goal=("<=", 1.10), note="best of rounds, wall")
+    figures.add(f"{tag} in-run overhead", t_inner.wall, "s", reference="its own embed calls",
+                reference_value=inner["wall"], goal=("<=", 1.10))
+    figures.add(f"{tag} masks+masking+corr", t_masks + t_apply + t_corr, "s",
+                reference="forward passes alone", reference_value=best_fwd)
+    print()
+    figures.print()
+    record = {"model": args.model, "n": n, "batch_size": bs, "rounds": args.rounds,
+              "threads": torch.get_num_threads(), "forward_seconds": best_fwd,
+              "explanation_seconds": best_full, "cpu_forward_seconds": cpu_fwd,
+              "cpu_explanation_seconds": cpu_full, "in_run_seconds": t_inner.wall,
+              "in_run_forward_seconds": inner["wall"], "mask_seconds": t_masks,
+              "masking_seconds": t_apply, "correlation_seconds": t_corr,
+              "figures": figures.rows}
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

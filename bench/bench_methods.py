@@ -8,8 +8,8 @@ default parameters through :func:`xfr_lib.compare_methods`, which also counts th
 through the model's forward pass and the backward passes the method reports. Each method runs
 ``--rounds`` times (CorrRISE included, interleaved with the others so that load from other
 processes hits all alike); the minimum wall-clock time is kept, and the ratio to CorrRISE's
-minimum in the same run is printed. Target (issue 8): FGGB under 1.5 s per pair on
-dlib_resnet29. Results are also written as JSON.
+minimum in the same run is printed. Figures (``make bench`` report): every method's seconds
+per pair with its ratio to CorrRISE's; goal: FGGB at most 1.5 s per pair on dlib_resnet29.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import argparse
 import platform
 
 import torch
-from _record import out_argument, write_record
+from _record import Figures, out_argument, write_record
 
 import xfr_lib
 from xfr_lib.data import asset_dir
@@ -37,6 +37,7 @@ def main() -> None:
     wild = asset_dir("wild")
     record = {"threads": args.threads, "rounds": args.rounds, "machine": platform.processor()
               or platform.machine(), "pair": "wild obama_1 / obama_2", "models": {}}
+    figures = Figures()
     for model_name in args.models:
         model = xfr_lib.load_model(model_name)
         a = model.align(wild / "obama" / "obama_1.jpg")
@@ -62,11 +63,16 @@ def main() -> None:
         record["models"][model_name] = {
             m: {**r, "ratio_to_corrrise": r["seconds"] / reference if reference else None}
             for m, r in rows.items()}
-        fggb = rows.get("fggb")
-        if fggb and model_name == "dlib_resnet29":
-            verdict = "met" if fggb["seconds"] < 1.5 else "NOT met"
-            print(f"target FGGB < 1.5 s per pair on dlib_resnet29: {verdict} "
-                  f"({fggb['seconds']:.2f} s)")
+        for method in sorted(rows):
+            ref = {"reference": f"{model_name} corrrise", "reference_value": reference} \
+                if reference and method != "corrrise" else {}
+            goal = {"goal": ("<=", 1.5), "goal_on": "value"} \
+                if (model_name, method) == ("dlib_resnet29", "fggb") else {}
+            figures.add(f"{model_name} {method} s/pair", rows[method]["seconds"], "s/pair",
+                        **ref, **goal)
+    print()
+    figures.print()
+    record["figures"] = figures.rows
     write_record(record, args.out)
 
 

@@ -1,37 +1,26 @@
-"""Benchmark of the face-recognition models: throughput and recognition on ORL.
+"""Benchmark of the face-recognition models' recognition on ORL, in every precision.
 
-    python bench/bench_models.py [--models dlib_resnet29 sface] [--threads 2] [--repeats 5]
+    python bench/bench_models.py [--models dlib_resnet29 sface] [--threads 2]
 
-Prints, per model: embedding throughput (images/s) at batch 1 and 32, and ORL verification
-accuracy (10 folds, mean +- std), EER, FNMR at FMR 1e-2, and rank-1 identification
-(1 gallery image per person). Alignment is cached, so the recognition part measures the
-models; the first run also detects and aligns the 400 ORL images.
+Prints, per model and precision (fp32, bf16): ORL verification accuracy (10 folds, mean +-
+std), accuracy at the model's threshold, EER, FNMR at FMR 1e-2, and rank-1 identification
+(1 gallery image per person); records the fp32 accuracy and bf16's change from it, judged
+against the fold std. Alignment is cached, so this measures the models; the first run also
+detects and aligns the 400 ORL images. Speed (images/s, GFLOP/s, against OpenCV and dlib's
+C++) and bf16's agreement with fp32 are measured by bench/bench_precision.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from _record import Figures, out_argument, write_record
 
 import xfr_lib
 from xfr_lib import evaluate as metrics
 from xfr_lib.data import make_identification_protocol, make_verification_protocol
 from xfr_lib.evaluate import embed_dataset
-
-
-def throughput(model, batch: int, repeats: int) -> float:
-    """Images per second of ``model.embed`` on random chips of the model's size (no grad)."""
-    x = torch.rand(batch, 3, *model.input_size)
-    with torch.no_grad():
-        model.embed(x)  # warm-up: allocations, lazy init
-        best = float("inf")
-        for _ in range(repeats):
-            t = time.perf_counter()
-            model.embed(x)
-            best = min(best, time.perf_counter() - t)
-    return batch / best
 
 
 def recognition(model, seed: int = 0) -> dict:
@@ -57,21 +46,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    out_argument(parser, "models")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = args.models or xfr_lib.list_models()
     print(f"torch {torch.__version__}, {args.threads} threads")
-    header = (f"{'model':14s} {'b=1 img/s':>10s} {'b=32 img/s':>11s} {'ORL acc':>15s} {'acc@thr':>8s} "
+    header = (f"{'model':14s} {'precision':9s} {'ORL acc':>15s} {'acc@thr':>8s} "
               f"{'EER':>7s} {'FNMR@1%':>8s} {'rank-1':>7s} {'faces':>8s}")
     print(header)
+    figures, record = Figures(), {"threads": args.threads, "results": {}}
     for name in names:
         model = xfr_lib.load_model(name)
-        t1, t32 = throughput(model, 1, args.repeats), throughput(model, 32, args.repeats)
-        r = recognition(model)
-        print(f"{name:14s} {t1:10.1f} {t32:11.1f} {r['acc']:7.4f}+-{r['acc_std']:.4f} "
-              f"{r['acc_at_model_threshold']:8.4f} {r['eer']:7.4f} {r['fnmr@1e-2']:8.4f} {r['rank1']:7.4f} "
-              f"{r['faces']:>8s}")
+        results = {}
+        for precision in xfr_lib.models.PRECISIONS:
+            model.precision = precision
+            r = results[precision] = recognition(model)
+            print(f"{name:14s} {precision:9s} {r['acc']:7.4f}+-{r['acc_std']:.4f} "
+                  f"{r['acc_at_model_threshold']:8.4f} {r['eer']:7.4f} {r['fnmr@1e-2']:8.4f} "
+                  f"{r['rank1']:7.4f} {r['faces']:>8s}")
+        record["results"][name] = results
+        fp32 = results["fp32"]
+        figures.add(f"{name} ORL verification accuracy", 100 * fp32["acc"], "%",
+                    note=f"10 folds, std {100 * fp32['acc_std']:.2f} %")
+        for precision, r in results.items():
+            if precision != "fp32":
+                figures.add(f"{name} {precision} ORL accuracy change",
+                            100 * abs(r["acc"] - fp32["acc"]), "%",
+                            goal=("<=", 100 * fp32["acc_std"]),
+                            note=f"|{precision} - fp32|, goal: within the fp32 fold std")
+    print()
+    figures.print()
+    record["figures"] = figures.rows
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

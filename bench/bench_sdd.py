@@ -14,7 +14,8 @@ On ORL (40 people, 280 training and 120 held-out images with the default split):
 * ``deletion_retention`` per image (4 maps x 2 modes, zero fill), against classifying the
   same number of chips (the ratio is the cost of ranking and filling).
 
-Results are also written as JSON.
+Figures (``make bench`` report): the explanation per image against one CAM, the evaluation
+per image against classifying its chips, the fine-tuning epoch.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 
 import numpy as np
 import torch
-from _record import out_argument, write_record
+from _record import Figures, out_argument, write_record
 
 import xfr_lib
 from xfr_lib.classify import labelled_chips, train_classifier
@@ -101,6 +102,18 @@ def main() -> None:
               f"{r['classify_seconds_per_image']:11.3f} "
               f"{r['deletion_retention_over_classify']:6.1f} "
               f"{100 * r['test_accuracy']:8.1f}%")
+    figures = Figures()
+    for name, r in record["models"].items():
+        figures.add(f"{name} sdd explain_class s/img", r["explain_seconds_per_image"], "s/img",
+                    reference="one class Grad-CAM", reference_value=r["one_cam_seconds"])
+        figures.add(f"{name} sdd deletion/retention s/img",
+                    r["deletion_retention_seconds_per_image"], "s/img",
+                    reference="classifying its chips",
+                    reference_value=r["classify_seconds_per_image"])
+        figures.add(f"{name} sdd fine-tune s/epoch", r["finetune_seconds_per_epoch"], "s")
+    print()
+    figures.print()
+    record["figures"] = figures.rows
     write_record(record, args.out)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _record import out_argument, write_record
+from _record import Figures, out_argument, write_record
 
 import xfr_lib
 from xfr_lib.data import load_dataset
@@ -95,6 +95,17 @@ def main() -> None:
         print(f"{label:42s} {record[key]:9.3f}")
     print(f"\nask (models loaded): median {1000 * record['ask_median_seconds']:.0f} ms = "
           f"{record['ask_median_over_target']:.3f} x the {TARGET_SECONDS:.0f} s target")
+    figures = Figures()
+    figures.add("words ask median (models loaded)", record["ask_median_seconds"], "s",
+                goal=("<=", TARGET_SECONDS))
+    figures.add("words pair table", table_s, "s")
+    figures.add("xfr ask next question (new process)", again_s, "s",
+                reference="its imports alone", reference_value=import_s)
+    figures.add("xfr ask first question (new process)", first_s, "s",
+                reference="its imports alone", reference_value=import_s)
+    print()
+    figures.print()
+    record["figures"] = figures.rows
     write_record(record, args.out)
 
 

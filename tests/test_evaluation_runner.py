@@ -88,6 +88,16 @@ def test_changed_setting_recomputes_only_what_it_changes(quick_run, tmp_path):
     assert res.run["this run"]["computed"]["curves"] == 2 * (4 * 2 + 2)
 
 
+def test_bf16_maps_are_cached_apart_from_fp32(quick_run, tmp_path):
+    # The same spec at another precision shares the cache but reads none of its maps: the
+    # model's fingerprint, part of every key, includes the precision.
+    spec = evaluation_spec({**QUICK, "methods": ["gradcam"], "method_params": {}, "metrics": ["deletion"],
+                            "precision": "bf16"})
+    res = run_evaluation(spec, tmp_path, progress=False, cache=quick_run.out / "cache")
+    assert res.run["this run"]["read from the cache"]["maps"] == 0
+    assert res.run["this run"]["computed"]["maps"] == 4
+
+
 @pytest.mark.parametrize("change, message", [
     ({"methods": ["corrise"]}, "method 'corrise' is unknown; choose from"),
     ({"models": ["arcface"]}, "model 'arcface' is unknown; choose from"),
@@ -104,6 +114,7 @@ def test_changed_setting_recomputes_only_what_it_changes(quick_run, tmp_path):
     ({"dataset": "lfw"}, "needs dataset_root"),
     ({"variants": {"gradcam": {"method": "rise"}}}, "variant label 'gradcam' is a method's name"),
     ({"variants": {"x": {"method": "nope"}}}, "variants must map a label to a method"),
+    ({"precision": "fp16"}, "precision 'fp16' is unknown; use one of fp32, bf16"),
 ])
 def test_bad_parameters_are_refused_in_one_line(change, message):
     with pytest.raises(XfrError, match=message) as exc:

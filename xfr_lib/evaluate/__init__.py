@@ -9,8 +9,8 @@ Private modules: ``_metrics`` (verification and identification metrics), ``_embe
 dissimilarity share), ``_sanity`` (randomised models), ``_deletion`` (Deletion / Insertion
 curves), ``_fills`` (what replaces deleted pixels, ROAD included), ``_intervals`` (bootstrap),
 ``_retention`` (deletion and retention of class maps, SDD-CAM's evaluation), ``_runner`` (the
-resumable evaluation of methods x models, ``xfr evaluate``), ``_published`` (the papers'
-numbers).
+resumable evaluation of methods x models, ``xfr evaluate``), ``_distributed`` (its tasks on a
+Dask cluster; runtime extrapolation), ``_published`` (the papers' numbers).
 """
 
 from xfr_lib.evaluate._cases import CASE_KINDS, HARD_KINDS, hardest_cases
@@ -26,6 +26,7 @@ from xfr_lib.evaluate._deletion import (
     step_fractions,
     verification_curve,
 )
+from xfr_lib.evaluate._distributed import extrapolate_runtime, local_cluster
 from xfr_lib.evaluate._embeddings import (
     EmbeddingSet,
     IdentificationScores,
@@ -142,6 +143,7 @@ __all__ = [
     "embed_paths",
     "embedding_spread",
     "evaluation_spec",
+    "extrapolate_runtime",
     "fill_removed",
     "fnmr_at_fmr",
     "hardest_cases",
@@ -149,6 +151,7 @@ __all__ = [
     "identification_scores",
     "learned_tensor_names",
     "load_evaluation_file",
+    "local_cluster",
     "map_agreement",
     "map_ssim",
     "mass_area",

@@ -33,7 +33,21 @@ from the cache at the end:
   pairs, the area (mean over pairs of the per-pair area = the area of the mean curve) and its
   bootstrap interval over pairs;
 - ``run.yaml``: the parameters, versions, the thresholds used, the seconds each method's maps
-  took (as computed, also when read back from the cache) and this invocation's timings.
+  took (as computed, also when read back from the cache) and this invocation's timings (the
+  tasks' own seconds summed, and the wall time of the task phase) and where it ran.
+
+Where it runs. The work is split into tasks, one per model x method x method seed x pair (or
+probe): its maps, then all its curves, each cached as above. By default they run one after the
+other in this process. ``run_evaluation(..., cluster="local:N")`` (``xfr evaluate ...
+--workers N``) runs them on N worker processes of a Dask ``LocalCluster`` started for the run;
+``cluster="tcp://host:port"`` (``--scheduler ADDRESS``) on the workers of a running Dask
+scheduler (``dask scheduler``, then ``dask worker ADDRESS`` on each machine), which need the
+same xfr and model files and a cache folder they all share at the same path; a
+``distributed.Client`` may be given too. Each worker process loads a model once. A worker that
+dies loses only its unfinished tasks, which Dask runs again on another worker. Where it runs is
+not a parameter of the evaluation (it is no field of :class:`EvaluationSpec` and no part of a
+cache key): the tables are the same to the last bit, because every task computes with one
+thread (torch's and BLAS's, ``_TASK_THREADS``).
 """
 
 from __future__ import annotations
@@ -46,7 +60,8 @@ import platform
 import time
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +84,7 @@ from xfr_lib.evaluate._deletion import (
 )
 from xfr_lib.evaluate._fills import EVALUATION_FILLS
 from xfr_lib.evaluate._intervals import LEVEL, N_BOOTSTRAP, bootstrap_interval
-from xfr_lib.models import model_fingerprint
+from xfr_lib.models import PRECISIONS, model_fingerprint
 
 #: Metrics the runner computes: the verification and identification Deletion / Insertion.
 METRICS = ("deletion", "insertion", "identification-deletion", "identification-insertion")
@@ -119,6 +134,8 @@ class EvaluationSpec:
         format: ``"csv"`` or ``"parquet"`` for the step table.
         batch_size: chips per forward pass of the curves.
         device: torch device of the models.
+        precision: numeric precision of the models' forward passes, ``"fp32"`` or ``"bf16"``
+            (``xfr_lib.load_model``); part of every cache key (through the model's fingerprint).
     """
 
     methods: tuple[str, ...]
@@ -143,6 +160,7 @@ class EvaluationSpec:
     format: str = "csv"
     batch_size: int = 32
     device: str = "cpu"
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (lists, dicts), as written to ``run.yaml``."""
@@ -255,6 +273,7 @@ def evaluation_spec(data: Mapping[str, Any], source: str = "parameters") -> Eval
     check_choice(values.get("images", "auto"), (*MODIFIED_IMAGES, "auto"), f"{source}: images")
     check_choice(values.get("ties", "random"), TIE_RULES, f"{source}: ties")
     check_choice(values.get("format", "csv"), FORMATS, f"{source}: format")
+    check_choice(values.get("precision", "fp32"), PRECISIONS, f"{source}: precision")
     threshold = values.get("threshold", "model")
     if not (threshold in ("model", "eer") or (isinstance(threshold, int | float)
                                               and not isinstance(threshold, bool))):
@@ -308,15 +327,25 @@ class _Item:
     identity: str = ""
 
 
+@dataclass(frozen=True)
+class _ModelSetting:
+    """What the maps and curves of one model need besides the model (sent with every task)."""
+
+    name: str
+    device: str
+    precision: str
+    fingerprint: str
+    threshold: float
+    gallery: np.ndarray | None
+    gallery_ids: tuple[str, ...]
+
+
 @dataclass
 class _ModelData:
     model: Any
-    fingerprint: str
-    threshold: float
+    setting: _ModelSetting
     pairs: list[_Item]
     probes: list[_Item]
-    gallery: np.ndarray | None
-    gallery_ids: list[str]
 
 
 def _image_label(emb, i: int) -> str:
@@ -347,7 +376,7 @@ def _model_data(spec: EvaluationSpec, name: str, dataset, protocol, progress: bo
     from xfr_lib.evaluate._metrics import eer
     from xfr_lib.models import load_model
 
-    model = load_model(name, device=spec.device)
+    model = load_model(name, device=spec.device, precision=spec.precision)
     emb = embed_dataset(model, dataset, progress=progress)
     valid = emb.ok[protocol.pairs].all(1)
     if spec.threshold == "model":
@@ -390,7 +419,9 @@ def _model_data(spec: EvaluationSpec, name: str, dataset, protocol, progress: bo
             mate = mates[emb.identities[i]]
             probes.append(_Item(f"{_image_label(emb, i)}:{_image_label(emb, mate)}", "probe",
                                 emb.chips[i], emb.chips[mate], emb.identities[i]))
-    return _ModelData(model, model_fingerprint(model), threshold, pairs, probes, gallery, gallery_ids)
+    setting = _ModelSetting(name, spec.device, spec.precision, model_fingerprint(model),
+                            threshold, gallery, tuple(gallery_ids))
+    return _ModelData(model, setting, pairs, probes)
 
 
 def _digest(obj: Any) -> str:
@@ -435,7 +466,7 @@ def check_evaluation(spec: EvaluationSpec) -> None:
     from xfr_lib.models import load_model
 
     for name in spec.models:
-        model = load_model(name, device=spec.device)
+        model = load_model(name, device=spec.device, precision=spec.precision)
         for label in spec.methods:
             method, params = spec.method_and_params(label)
             if "seed" in params and "seed" in method_info(method)["defaults"]:
@@ -449,67 +480,57 @@ def check_evaluation(spec: EvaluationSpec) -> None:
 
 
 def run_evaluation(spec: EvaluationSpec, out: str | Path, progress: bool = True,
-                   cache: str | Path | None = None) -> EvaluationResult:
+                   cache: str | Path | None = None, cluster: Any = None) -> EvaluationResult:
     """Run (or resume) the evaluation described by ``spec`` into the folder ``out``.
 
     ``cache`` (default ``out/cache``) may be shared by several evaluations: one that needs
     maps or curves another has made reads them instead of computing them again.
+
+    ``cluster`` says where the tasks (one per model x method x method seed x pair or probe:
+    its maps, then all its curves) run: ``None`` in this process, one after the other;
+    ``"local:N"`` on N worker processes started on this machine for the run;
+    ``"tcp://host:port"`` on the workers of a running Dask scheduler; or on a
+    ``distributed.Client``. Workers write into the cache folder themselves, so it must be on a
+    file system they all share (at the same absolute path). Where it runs changes nothing in
+    the tables, only ``run.yaml``'s record of the run.
     """
     from xfr_lib import __version__
-    from xfr_lib.explainers import get_explainer, method_info
+    from xfr_lib.evaluate._distributed import open_cluster, run_on_cluster
 
     start = time.perf_counter()
-    check_evaluation(spec)
     out = Path(out)
-    cache = Path(cache) if cache is not None else out / "cache"
-    dataset, protocol = _dataset_and_protocol(spec)
-    step_frames, map_seconds, thresholds = [], {}, {}
-    computed = {"maps": 0, "curves": 0}
-    reused = {"maps": 0, "curves": 0}
-    for model_name in spec.models:
-        md = _model_data(spec, model_name, dataset, protocol, progress)
-        thresholds[model_name] = md.threshold
-        jobs = []
-        for label in spec.methods:
-            method, params = spec.method_and_params(label)
-            seeded = "seed" in method_info(method)["defaults"]
-            for mseed in (spec.method_seeds if seeded else (None,)):
-                if seeded:
-                    params["seed"] = mseed
-                explainer = get_explainer(method, md.model, **params)
-                jobs.append((label, method, mseed, explainer))
-        bar = tqdm(total=len(jobs) * (len(md.pairs) + len(md.probes)), disable=not progress,
-                   desc=f"{model_name}: maps", leave=False)
-        for label, method, mseed, explainer in jobs:
-            resolved = {k: v for k, v in explainer.params.items() if k not in _SPEED_ONLY}
-            for item in md.pairs + md.probes:
-                maps, seconds, fresh = _maps(cache, md, method, resolved, explainer, item,
-                                             __version__)
-                (computed if fresh else reused)["maps"] += 1
-                key = (model_name, label)
-                map_seconds[key] = map_seconds.get(key, 0.0) + seconds
-                for metric in spec.metrics:
-                    task = "identification" if metric.startswith("identification") else \
-                        "verification"
-                    if (task == "identification") != (item.kind == "probe"):
-                        continue
-                    for fill in spec.fills:
-                        frame, fresh = _curve(cache, spec, md, maps, item, metric, fill,
-                                              __version__)
-                        (computed if fresh else reused)["curves"] += 1
-                        frame.insert(0, "pair", item.label)
-                        frame.insert(0, "map", maps["kind"].item())
-                        frame.insert(0, "kind", item.kind)
-                        frame.insert(0, "fill", fill)
-                        frame.insert(0, "metric", metric.removeprefix("identification-"))
-                        frame.insert(0, "task", task)
-                        frame.insert(0, "method seed", -1 if mseed is None else int(mseed))
-                        frame.insert(0, "method", label)
-                        frame.insert(0, "model", model_name)
-                        step_frames.append(frame)
-                bar.update()
+    cache = (Path(cache) if cache is not None else out / "cache").absolute()
+    with open_cluster(cluster) as (client, how):
+        check_evaluation(spec)
+        dataset, protocol = _dataset_and_protocol(spec)
+        thresholds, outcomes, remote, tasks_wall = {}, [], [], 0.0
+        bar = tqdm(total=0, disable=not progress, desc="maps and curves", leave=False)
+        for model_name in spec.models:
+            md = _model_data(spec, model_name, dataset, protocol, progress)
+            thresholds[model_name] = md.setting.threshold
+            jobs = _jobs(spec, md)
+            bar.total += len(jobs)
+            bar.refresh()
+            if client is None:
+                t0 = time.perf_counter()
+                for job in jobs:
+                    outcomes.append(_run_job(cache, spec, md.setting, md.model, job,
+                                             __version__))
+                    bar.update()
+                tasks_wall += time.perf_counter() - t0
+            else:
+                remote += [(cache, spec, md.setting, job, __version__) for job in jobs]
+        if client is not None:
+            t0 = time.perf_counter()
+            outcomes = run_on_cluster(client, _remote_job, remote, on_done=bar.update)
+            tasks_wall = time.perf_counter() - t0
         bar.close()
-    steps = pd.concat(step_frames, ignore_index=True)
+    map_seconds, computed, reused = {}, Counter(maps=0, curves=0), Counter(maps=0, curves=0)
+    for outcome in outcomes:
+        map_seconds[outcome.key] = map_seconds.get(outcome.key, 0.0) + outcome.map_seconds
+        computed.update(outcome.computed)
+        reused.update(outcome.reused)
+    steps = pd.concat([f for outcome in outcomes for f in outcome.frames], ignore_index=True)
     summary = summarise(steps, n_boot=spec.bootstrap, seed=spec.seed)
     run = {
         "parameters": spec.to_dict(),
@@ -518,17 +539,149 @@ def run_evaluation(spec: EvaluationSpec, out: str | Path, progress: bool = True,
                     "protocol pairs": len(protocol)},
         "thresholds": thresholds,
         "map seconds": {f"{m} / {meth}": round(s, 3) for (m, meth), s in map_seconds.items()},
-        "this run": {"seconds": round(time.perf_counter() - start, 1), "computed": computed,
-                     "read from the cache": reused},
+        "this run": {"seconds": round(time.perf_counter() - start, 1),
+                     "computed": dict(computed), "read from the cache": dict(reused),
+                     # The tasks' own seconds (each on one thread) summed: what one worker
+                     # would take; against the wall time of the task phase, the scaling.
+                     "task seconds": {m: round(sum(o.seconds for o in outcomes
+                                                   if o.key[0] == m), 3) for m in spec.models},
+                     "tasks wall seconds": round(tasks_wall, 3), **how},
     }
     _write_tables(out, spec.format, steps, summary, run)
     return EvaluationResult(steps, summary, run, out)
 
 
-def _maps(cache: Path, md: _ModelData, method: str, resolved: dict, explainer, item: _Item,
-          version: str) -> tuple[dict[str, np.ndarray], float, bool]:
+# --- one task: one model x method x method seed x item --------------------------------------
+
+#: Threads of a task (torch's and numpy's BLAS), wherever it runs. Measured with dlib_resnet29
+#: on torch 2.13 (CPU): a batch of one chip embeds to other bits with 1, 2, 3 and 4 threads,
+#: the gradient maps (gradcam, saliency) differ from run to run with 2 threads, and the float64
+#: identification scores (numpy's OpenBLAS) differ in the last bit between 1 and 2 threads;
+#: with one thread every map and curve is bit-identical run to run (batches of two or more
+#: chips give the same bits with any thread count). So tasks run single-threaded: sequential
+#: and distributed runs write the same tables to the last bit (steps.csv byte-identical), and a
+#: run's cores are used by worker processes instead.
+_TASK_THREADS = 1
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One task: the maps of one item by one run of a method, and all the item's curves."""
+
+    label: str
+    method: str
+    method_seed: int | None
+    params: dict[str, Any]
+    item: _Item
+
+
+@dataclass
+class _Outcome:
+    """What a task did: its rows of the step table, the seconds its maps took (as computed),
+    the seconds the task itself took in this run, and how many maps and curves it computed or
+    read from the cache."""
+
+    key: tuple[str, str]  # model, method label
+    frames: list[pd.DataFrame]
+    map_seconds: float
+    seconds: float
+    computed: dict[str, int]
+    reused: dict[str, int]
+
+
+def _jobs(spec: EvaluationSpec, md: _ModelData) -> list[_Job]:
+    """The tasks of one model, in the order of the step table."""
+    from xfr_lib.explainers import method_info
+
+    jobs = []
+    for label in spec.methods:
+        method, params = spec.method_and_params(label)
+        seeded = "seed" in method_info(method)["defaults"]
+        for mseed in (spec.method_seeds if seeded else (None,)):
+            run_params = {**params, "seed": mseed} if seeded else params
+            jobs += [_Job(label, method, mseed, run_params, item)
+                     for item in md.pairs + md.probes]
+    return jobs
+
+
+def _run_job(cache: Path, spec: EvaluationSpec, setting: _ModelSetting, model, job: _Job,
+             version: str) -> _Outcome:
+    """A task's maps (cached), then each of its curves (cached) with their table columns."""
+    from xfr_lib.explainers import get_explainer
+
+    start = time.perf_counter()
+    explainer = get_explainer(job.method, model, **job.params)
+    resolved = {k: v for k, v in explainer.params.items() if k not in _SPEED_ONLY}
+    item = job.item
+    computed, reused = Counter(maps=0, curves=0), Counter(maps=0, curves=0)
+    frames = []
+    with _task_threads():
+        maps, seconds, fresh = _maps(cache, setting, job.method, resolved, explainer, item,
+                                     version)
+        (computed if fresh else reused)["maps"] += 1
+        for metric in spec.metrics:
+            task = "identification" if metric.startswith("identification") else "verification"
+            if (task == "identification") != (item.kind == "probe"):
+                continue
+            for fill in spec.fills:
+                frame, fresh = _curve(cache, spec, setting, model, maps, item, metric, fill,
+                                      version)
+                (computed if fresh else reused)["curves"] += 1
+                frame.insert(0, "pair", item.label)
+                frame.insert(0, "map", maps["kind"].item())
+                frame.insert(0, "kind", item.kind)
+                frame.insert(0, "fill", fill)
+                frame.insert(0, "metric", metric.removeprefix("identification-"))
+                frame.insert(0, "task", task)
+                frame.insert(0, "method seed", -1 if job.method_seed is None
+                             else int(job.method_seed))
+                frame.insert(0, "method", job.label)
+                frame.insert(0, "model", setting.name)
+                frames.append(frame)
+    return _Outcome((setting.name, job.label), frames, seconds, time.perf_counter() - start,
+                    dict(computed), dict(reused))
+
+
+@contextmanager
+def _task_threads() -> Iterator[None]:
+    """Torch and BLAS limited to :data:`_TASK_THREADS` threads, restored afterwards."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(_TASK_THREADS)
+    try:
+        with threadpool_limits(limits=_TASK_THREADS, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _remote_job(cache: Path, spec: EvaluationSpec, setting: _ModelSetting, job: _Job,
+                version: str) -> _Outcome:
+    """:func:`_run_job` on a Dask worker, with the worker process's copy of the model."""
+    from xfr_lib import __version__
+    from xfr_lib.evaluate._distributed import process_model
+
+    if __version__ != version:
+        import socket
+
+        raise XfrError(f"{socket.gethostname()} runs xfr {__version__}, the client {version}; "
+                       f"install the same xfr on every worker")
+    if setting.gallery is not None:
+        # Dask may hand over an array that is not aligned in memory; numpy multiplies such an
+        # array without BLAS, in another order, and the identification scores then differ from
+        # a sequential run's in the last bit (measured). An aligned copy gives the same bits.
+        setting = dataclasses.replace(setting, gallery=np.require(
+            setting.gallery, np.float64, ["C_CONTIGUOUS", "ALIGNED"]))
+    model = process_model(setting.name, setting.device, setting.precision, setting.fingerprint)
+    return _run_job(cache, spec, setting, model, job, version)
+
+
+def _maps(cache: Path, setting: _ModelSetting, method: str, resolved: dict, explainer,
+          item: _Item, version: str) -> tuple[dict[str, np.ndarray], float, bool]:
     """The item's maps (read from the cache, or computed and cached), seconds, computed now."""
-    key = _digest({"what": "maps", "version": version, "model": md.fingerprint,
+    key = _digest({"what": "maps", "version": version, "model": setting.fingerprint,
                    "method": method, "params": resolved, "a": _chip_digest(item.chip_a),
                    "b": _chip_digest(item.chip_b)})
     path = cache / "maps" / f"{key}.npz"
@@ -553,20 +706,22 @@ def _maps(cache: Path, md: _ModelData, method: str, resolved: dict, explainer, i
     return maps, seconds, True
 
 
-def _curve(cache: Path, spec: EvaluationSpec, md: _ModelData, maps: dict[str, np.ndarray],
-           item: _Item, metric: str, fill: str, version: str) -> tuple[pd.DataFrame, bool]:
+def _curve(cache: Path, spec: EvaluationSpec, setting: _ModelSetting, model,
+           maps: dict[str, np.ndarray], item: _Item, metric: str, fill: str,
+           version: str) -> tuple[pd.DataFrame, bool]:
     map_key = hashlib.sha256(b"".join(np.ascontiguousarray(maps[k]).tobytes()
                                       for k in ("map_a", "map_b", "signed_a", "signed_b"))
                              ).hexdigest()[:24]
-    settings = {"what": "curve", "version": version, "model": md.fingerprint, "maps": map_key,
+    settings = {"what": "curve", "version": version, "model": setting.fingerprint,
+                "maps": map_key,
                 "metric": metric, "fill": fill, "steps": spec.steps,
                 "images": _images(spec.images, item.kind),
                 "ties": spec.ties, "seed": spec.seed, "label": item.label,
                 "a": _chip_digest(item.chip_a), "b": _chip_digest(item.chip_b)}
     if metric.startswith("identification"):
-        settings["gallery"] = hashlib.sha256(md.gallery.tobytes()).hexdigest()[:16]
+        settings["gallery"] = hashlib.sha256(setting.gallery.tobytes()).hexdigest()[:16]
     else:
-        settings["threshold"] = md.threshold
+        settings["threshold"] = setting.threshold
     path = cache / "curves" / f"{_digest(settings)}.npz"
     found = _load_npz(path)
     if found is not None:
@@ -575,13 +730,14 @@ def _curve(cache: Path, spec: EvaluationSpec, md: _ModelData, maps: dict[str, np
     ties = spec.ties
     if metric.startswith("identification"):
         frame = identification_curve(
-            md.model, item.chip_a, maps["map_a"], item.identity, md.gallery, md.gallery_ids,
+            model, item.chip_a, maps["map_a"], item.identity, setting.gallery,
+            list(setting.gallery_ids),
             mode=metric.removeprefix("identification-"), steps=spec.steps, fill=fill, ties=ties,
             signed=maps["signed_a"], seed=seed, batch_size=spec.batch_size)
     else:
         frame = verification_curve(
-            md.model, item.chip_a, item.chip_b, maps["map_a"], maps["map_b"],
-            item.kind == "genuine", mode=metric, threshold=md.threshold, steps=spec.steps,
+            model, item.chip_a, item.chip_b, maps["map_a"], maps["map_b"],
+            item.kind == "genuine", mode=metric, threshold=setting.threshold, steps=spec.steps,
             fill=fill, images=_images(spec.images, item.kind), ties=ties, signed_a=maps["signed_a"],
             signed_b=maps["signed_b"], seed=seed, batch_size=spec.batch_size)
     _save_npz(path, {c: frame[c].to_numpy() for c in frame.columns})

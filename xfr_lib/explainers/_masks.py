@@ -7,6 +7,12 @@ parameters and ``seed``: every random number is drawn up front (a few per mask) 
 builds any slice of masks from them (no per-pixel Python loop). So the masks do not depend on
 the batch size used to run a model, and ``N`` masks never need to exist in memory at once.
 
+With ``nested=True`` the masks are drawn in blocks of :data:`NESTED_BLOCK`, block ``i`` from
+its own generator seeded ``(seed, i)``, so mask ``k`` depends on ``seed`` and ``k`` only, not
+on ``N``: the first ``k`` masks of every set are the same. A run that stops early (the
+explainers' ``converge``) then used exactly the first masks of any longer run. The default
+(``nested=False``) keeps the one-generator masks, unchanged.
+
 Example:
     >>> masks = PatchMasks(n=50, height=112, width=112, seed=0)
     >>> masks.batch(0, 8).shape
@@ -18,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -33,6 +40,9 @@ REFERENCE_SIZE = 112
 
 #: Where :class:`PatchMasks` may put a patch: across the border, or wholly inside the image.
 PLACEMENTS = ("clipped", "inside")
+
+#: Masks per generator of a ``nested`` mask set.
+NESTED_BLOCK = 64
 
 
 def default_patch_size(height: int, width: int) -> int:
@@ -55,15 +65,36 @@ class MaskSet:
         raise NotImplementedError
 
     def batches(
-        self, batch_size: int, device: str | torch.device = "cpu"
+        self, batch_size: int, device: str | torch.device = "cpu", split_every: int | None = None
     ) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield ``(start, masks)`` for consecutive batches covering all masks."""
-        for start in range(0, self.n, batch_size):
-            yield start, self.batch(start, min(start + batch_size, self.n), device)
+        """Yield ``(start, masks)`` for consecutive batches covering all masks; with
+        ``split_every``, no batch crosses a multiple of it (so checkpoints at those mask counts
+        fall between batches whatever ``batch_size`` is)."""
+        for start, stop in batch_bounds(self.n, batch_size, split_every):
+            yield start, self.batch(start, stop, device)
 
     def all(self, device: str | torch.device = "cpu") -> torch.Tensor:
         """Every mask at once, ``[n, H, W]`` (``4 * n * H * W`` bytes: mind large ``n``)."""
         return self.batch(0, self.n, device)
+
+
+def batch_bounds(n: int, batch_size: int, split_every: int | None = None) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive batches of at most ``batch_size`` covering ``range(n)``,
+    cut at every multiple of ``split_every`` too (when given)."""
+    cuts = set(range(0, n, batch_size)) | {n}
+    if split_every:
+        cuts |= set(range(0, n, split_every))
+    return list(pairwise(sorted(cuts)))
+
+
+def _draw(seed: int, n: int, nested: bool, draw) -> list[np.ndarray]:
+    """``draw(rng, count)`` (a list of arrays with ``count`` rows) for ``n`` masks: from one
+    generator, or (``nested``) block by block from generators seeded ``(seed, block)``."""
+    if not nested:
+        return draw(np.random.default_rng(seed), n)
+    blocks = [draw(np.random.default_rng([seed, i]), NESTED_BLOCK)
+              for i in range(math.ceil(n / NESTED_BLOCK))]
+    return [np.concatenate(parts)[:n] for parts in zip(*blocks, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -93,6 +124,8 @@ class PatchMasks(MaskSet):
         high: upper bound of a patch's value.
         seed: seed of the random generator; the masks are a function of all these arguments.
         placement: ``"clipped"`` (patches may cross the border) or ``"inside"`` (see above).
+        nested: draw the masks block by block so that mask ``k`` does not depend on ``n``
+            (see the module doc); other masks than the default's for the same seed.
     """
 
     n: int
@@ -104,6 +137,7 @@ class PatchMasks(MaskSet):
     high: float = 1.0
     seed: int = 0
     placement: str = "clipped"
+    nested: bool = False
     _tops: np.ndarray = field(init=False, repr=False, compare=False)
     _lefts: np.ndarray = field(init=False, repr=False, compare=False)
     _values: np.ndarray = field(init=False, repr=False, compare=False)
@@ -122,15 +156,20 @@ class PatchMasks(MaskSet):
         if self.placement not in PLACEMENTS:
             raise XfrError(f"placement={self.placement!r} is unknown; use one of "
                            f"{', '.join(PLACEMENTS)}")
-        rng = np.random.default_rng(self.seed)
-        p, k = self.patch_size, (self.n, self.n_patches)
+        p = self.patch_size
         if self.placement == "clipped":
             low, top_h, top_w = 1 - p, self.height, self.width
         else:  # corners that keep the whole patch inside (a patch larger than the image fills it)
             low, top_h, top_w = 0, max(self.height - p, 0) + 1, max(self.width - p, 0) + 1
-        object.__setattr__(self, "_tops", rng.integers(low, top_h, size=k))
-        object.__setattr__(self, "_lefts", rng.integers(low, top_w, size=k))
-        values = rng.uniform(self.low, self.high, size=k).astype(np.float32)
+
+        def draw(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+            k = (count, self.n_patches)
+            return [rng.integers(low, top_h, size=k), rng.integers(low, top_w, size=k),
+                    rng.uniform(self.low, self.high, size=k).astype(np.float32)]
+
+        tops, lefts, values = _draw(self.seed, self.n, self.nested, draw)
+        object.__setattr__(self, "_tops", tops)
+        object.__setattr__(self, "_lefts", lefts)
         object.__setattr__(self, "_values", values)
 
     def batch(self, start: int, stop: int, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -166,6 +205,8 @@ class RiseMasks(MaskSet):
         s: grid cells per side (Petsiuk et al.: 7 or 8).
         p: probability that a cell is kept (1).
         seed: seed of the random generator.
+        nested: draw the masks block by block so that mask ``k`` does not depend on ``n``
+            (see the module doc); other masks than the default's for the same seed.
     """
 
     n: int
@@ -174,6 +215,7 @@ class RiseMasks(MaskSet):
     s: int = 8
     p: float = 0.5
     seed: int = 0
+    nested: bool = False
     _grids: np.ndarray = field(init=False, repr=False, compare=False)
     _shifts: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -181,12 +223,14 @@ class RiseMasks(MaskSet):
         _check_positive(n=self.n, height=self.height, width=self.width, s=self.s)
         if not 0.0 < self.p <= 1.0:
             raise XfrError(f"RISE keep probability p={self.p} must be in (0, 1]")
-        rng = np.random.default_rng(self.seed)
-        grids = rng.random((self.n, self.s, self.s)) < self.p
         cell_h, cell_w = self._cells()
-        shifts = np.stack(
-            [rng.integers(0, cell_h, size=self.n), rng.integers(0, cell_w, size=self.n)], axis=1
-        )
+
+        def draw(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+            grids = rng.random((count, self.s, self.s)) < self.p
+            shifts = [rng.integers(0, cell_h, size=count), rng.integers(0, cell_w, size=count)]
+            return [grids, np.stack(shifts, axis=1)]
+
+        grids, shifts = _draw(self.seed, self.n, self.nested, draw)
         object.__setattr__(self, "_grids", grids)
         object.__setattr__(self, "_shifts", shifts)
 
@@ -289,12 +333,15 @@ def masked_scores(
     fill: torch.Tensor | None = None,
     progress: bool = False,
     desc: str = "masks",
+    split_every: int | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Run the model on masked copies of ``image``, batch by batch.
 
     Yields ``(masks, scores)`` per batch: the ``[b, H, W]`` masks (CPU) and the ``[R, b]``
     cosine similarities (float64, CPU) between each masked chip and each of the ``R`` rows
-    of ``references`` (L2-normalised). Only the model's ``embed`` is called.
+    of ``references`` (L2-normalised). Only the model's ``embed`` is called. Batches are also
+    cut at multiples of ``split_every`` (see :meth:`MaskSet.batches`); a caller may stop
+    iterating at any batch, and the remaining masks are never run.
     """
     from tqdm.auto import tqdm
 
@@ -302,9 +349,9 @@ def masked_scores(
     x = image.to(device)
     refs = references.to(device=device, dtype=torch.float32)
     f = None if fill is None else fill.to(device)
-    n_batches = math.ceil(len(masks) / batch_size)
-    for _, m in tqdm(masks.batches(batch_size), total=n_batches, disable=not progress, desc=desc,
-                     leave=False):
+    n_batches = len(batch_bounds(len(masks), batch_size, split_every))
+    for _, m in tqdm(masks.batches(batch_size, split_every=split_every), total=n_batches,
+                     disable=not progress, desc=desc, leave=False):
         emb = model.embed(apply_masks(x, m.to(device), f)).float()
         emb = F.normalize(emb, dim=1)
         yield m, (refs @ emb.T).double().cpu()

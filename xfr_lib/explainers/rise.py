@@ -30,6 +30,12 @@ import numpy as np
 import torch
 
 from xfr_lib.explainers._api import METHODS
+from xfr_lib.explainers._convergence import (
+    CONVERGENCE_DEFAULTS,
+    SplitHalf,
+    check_convergence,
+    split_half_estimate,
+)
 from xfr_lib.explainers._explainer import Explainer, SignedMaps, check_int, check_number
 from xfr_lib.explainers._masks import RiseMasks, check_fill, fill_image, masked_scores
 
@@ -48,10 +54,20 @@ class RISE(Explainer):
             RISE; "mean", "blur", "noise" or a grey level; see ``masks.fill_image``).
         debias (False): the signed map is the deviation from each pixel's mask-density
             baseline instead of the plain RISE saliency (see the module doc).
+        converge (None): None (Petsiuk's fixed N) or a target in (0, 1): stop drawing masks
+            once the estimated correlation of the signed map with the infinite-N map reaches
+            it; ``n`` is then the maximum. Split-half reliability of the even- and
+            odd-numbered masks' maps (``xfr_lib.explainers._convergence``), no extra forward
+            pass; each image of a pair stops on its own. The masks are then drawn ``nested``
+            (mask k does not depend on n): other masks than a fixed-N run's of the same seed.
+        check_every (64): masks between two checks (an even number), at mask counts that do
+            not depend on ``batch_size``.
+        min_n (256): no stop before this many masks.
         batch_size (32): masked chips per forward pass.
         progress (False): show a tqdm progress bar.
 
-    ``extras``: ``saliency_a``/``_b`` (the plain S) and ``scores_a``/``_b``.
+    ``extras``: ``saliency_a``/``_b`` (the plain S) and ``scores_a``/``_b``; with
+    ``converge``, also ``n_used_a``/``_b`` and ``convergence_a``/``_b`` (the final estimate).
 
     Example:
         >>> import torch
@@ -71,6 +87,7 @@ class RISE(Explainer):
         "seed": 0,
         "fill": "zero",
         "debias": False,
+        **CONVERGENCE_DEFAULTS,
         "batch_size": 32,
         "progress": False,
     }
@@ -83,30 +100,57 @@ class RISE(Explainer):
         check_number(params, "p", 0.0, 1.0, "a keep probability in (0, 1]", open_low=True)
         params["fill"] = check_fill(params["fill"])
         params["debias"] = bool(params["debias"])
+        check_convergence(params)
         params["progress"] = bool(params["progress"])
         return params
 
     def signed_maps(self, image: torch.Tensor, references: torch.Tensor) -> SignedMaps:
         prm = self.params
         h, w = self.input_size
-        masks = RiseMasks(n=prm["n"], height=h, width=w, s=prm["s"], p=prm["p"], seed=prm["seed"])
+        stop = None if prm["converge"] is None else SplitHalf(prm)
+        masks = RiseMasks(n=prm["n"], height=h, width=w, s=prm["s"], p=prm["p"], seed=prm["seed"],
+                          nested=stop is not None)
         fill = fill_image(image, prm["fill"], seed=prm["seed"], sigma=min(h, w) / prm["s"] / 2)
         sum_sm = torch.zeros(len(references), h * w, dtype=torch.float64)
         sum_m = torch.zeros(h * w, dtype=torch.float64)
-        scores = []
+        # The even-numbered masks' [sum_sm, sum_m, sum_s, n], for the stopping rule only; the
+        # odd ones' are the totals minus these.
+        even: list = [0.0, 0.0, 0.0, 0]
+        scores, n_seen, estimate = [], 0, None
         for m, s in masked_scores(
             self.model, image, references, masks, batch_size=prm["batch_size"], fill=fill,
             progress=prm["progress"], desc=self.name,
+            split_every=None if stop is None else prm["check_every"],
         ):
             m = m.reshape(len(m), -1).double()
             sum_sm += s @ m
             sum_m += m.sum(0)
             scores.append(s)
+            if stop is not None:
+                hs, hm = s[:, n_seen % 2 :: 2], m[n_seen % 2 :: 2]  # the even-numbered masks
+                even = [even[0] + hs @ hm, even[1] + hm.sum(0),
+                        even[2] + hs.sum(1, keepdim=True), even[3] + len(hm)]
+            n_seen += len(m)
+            if stop is not None and stop.is_checkpoint(n_seen):
+                sum_s = torch.cat(scores, dim=1).sum(1, keepdim=True)
+                odd = [sum_sm - even[0], sum_m - even[1], sum_s - even[2], n_seen - even[3]]
+                estimate = split_half_estimate(*(
+                    self._signed(sm, m_, ss / n, n).numpy() for sm, m_, ss, n in (even, odd)))
+                if stop.done(estimate):
+                    break
         all_scores = torch.cat(scores, dim=1)
-        norm = prm["n"] * prm["p"]
-        saliency = sum_sm / norm
-        signed = saliency - all_scores.mean(1, keepdim=True) * sum_m[None] / norm \
-            if prm["debias"] else saliency
+        saliency = sum_sm / (n_seen * prm["p"])
+        signed = self._signed(sum_sm, sum_m, all_scores.mean(1, keepdim=True), n_seen)
         extras = [{"saliency": saliency[r].reshape(h, w).numpy().astype(np.float32),
                    "scores": all_scores[r].numpy()} for r in range(len(references))]
+        if stop is not None:
+            for r, extra in enumerate(extras):
+                extra |= {"n_used": n_seen, "convergence": float(estimate[r])}
         return SignedMaps(signed.reshape(len(references), h, w).numpy(), extras)
+
+    def _signed(self, sum_sm: torch.Tensor, sum_m: torch.Tensor, mean_s: torch.Tensor,
+                n: int) -> torch.Tensor:
+        """Signed maps ``[R, H*W]`` from the sums over ``n`` masks and the mean scores."""
+        norm = n * self.params["p"]
+        saliency = sum_sm / norm
+        return saliency - mean_s * sum_m[None] / norm if self.params["debias"] else saliency
