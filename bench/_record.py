@@ -76,7 +76,7 @@ class Figures:
                "reference_value": None if reference_value is None else float(reference_value),
                "ratio": ratio,
                "goal": None if goal is None else f"{'x ' if goal_on == 'ratio' else ''}"
-                                                 f"{goal[0]} {goal[1]:g}",
+                                                 f"{goal[0]} {goal[1]:.3g}",
                "met": None if goal is None else bool(_COMPARE[goal[0]](judged, goal[1])),
                "note": note}
         if any(r["name"] == name for r in self.rows):
@@ -90,24 +90,24 @@ class Figures:
 
 
 def _num(v: float | None) -> str:
-    """Three significant digits below 100, whole numbers above."""
+    """Four significant digits below 100 (0.9999 stays apart from 1), whole numbers above."""
     if v is None:
         return "-"
     if not math.isfinite(v):
         return str(v)
-    return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return f"{v:.4g}" if abs(v) < 100 else f"{v:.0f}"
 
 
 def format_table(rows: list[dict], before: dict[str, dict] | None = None) -> str:
     """Rows of figures as a fixed-width table; with ``before`` (name -> row of an earlier run),
     two more columns: the earlier value and now / before."""
-    head = f"{'figure':44s} {'value':>9s} {'unit':8s} {'ratio':>7s}  {'goal':9s} {'met':4s}"
+    head = f"{'figure':50s} {'value':>9s} {'unit':8s} {'ratio':>7s}  {'goal':9s} {'met':4s}"
     if before is not None:
         head += f" {'before':>9s} {'change':>7s}"
     lines = [head + "  reference", "-" * (len(head) + 11)]
     for r in rows:
         met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
-        line = (f"{r['name'][:44]:44s} {_num(r['value']):>9s} {r['unit'][:8]:8s} "
+        line = (f"{r['name'][:50]:50s} {_num(r['value']):>9s} {r['unit'][:8]:8s} "
                 f"{_num(r['ratio']):>7s}  {r['goal'] or '-':9s} {met:4s}")
         if before is not None:
             old = before.get(r["name"])

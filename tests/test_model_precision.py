@@ -55,6 +55,23 @@ def test_dlib_fused_channels_last_equals_reference_layout():
     assert diff < 1e-4
 
 
+def test_dlib_fast_and_reference_layouts_give_the_same_maps():
+    # The parity oracle for maps: CorrRISE (black box) and Grad-CAM (gradients at a layer) on
+    # a real pair, with the fused channels-last model and with dlib's layout as read.
+    fast = load_model("dlib_resnet29")
+    plain = DlibResNet29.pretrained(fuse_affine=False, channels_last=False)
+    a, b = (fast.align(asset_dir("wild") / "obama" / f"obama_{i}.jpg") for i in (1, 2))
+    for method, params in (("corrrise", {"n": 64, "seed": 0}), ("gradcam", {})):
+        m_fast = xfr_lib.explain(method, fast, a, b, **params)
+        m_plain = xfr_lib.explain(method, plain, a, b, **params)
+        assert m_fast.score == pytest.approx(m_plain.score, abs=1e-5)
+        for side in ("a", "b"):
+            for kind in ("similarity", "dissimilarity"):
+                x, y = getattr(m_fast, f"{kind}_{side}"), getattr(m_plain, f"{kind}_{side}")
+                scale = max(float(abs(y).max()), 1e-12)
+                assert abs(x - y).max() / scale < 1e-3, f"{method} {kind}_{side}"
+
+
 def test_sface_chunked_equals_whole_batch():
     model = load_model("sface")
     chips = _orl_chips(model)

@@ -28,6 +28,7 @@ from xfr_lib.errors import XfrError
 #: The parameters every stopping explainer accepts, with their defaults (``converge`` off).
 CONVERGENCE_DEFAULTS: dict[str, Any] = {"converge": None, "check_every": 64, "min_n": 256}
 
+
 def check_convergence(params: dict[str, Any]) -> None:
     """Validate ``converge``, ``check_every`` and ``min_n`` in ``params`` (in place)."""
     value = params["converge"]
