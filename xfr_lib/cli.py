@@ -448,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "this machine (one per core is fastest); default: in this process")
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="run the tasks on the workers of a running Dask scheduler (dask "
-                            "scheduler; dask worker ADDRESS), which share the --out folder")
+                            "scheduler; dask worker --no-nanny ADDRESS), which share the --out folder")
     return parser
 
 

@@ -41,8 +41,9 @@ probe): its maps, then all its curves, each cached as above. By default they run
 other in this process. ``run_evaluation(..., cluster="local:N")`` (``xfr evaluate ...
 --workers N``) runs them on N worker processes of a Dask ``LocalCluster`` started for the run;
 ``cluster="tcp://host:port"`` (``--scheduler ADDRESS``) on the workers of a running Dask
-scheduler (``dask scheduler``, then ``dask worker ADDRESS`` on each machine), which need the
-same xfr and model files and a cache folder they all share at the same path; a
+scheduler (``dask scheduler``, then ``dask worker --no-nanny ADDRESS`` on each machine: a
+nanny's ``MALLOC_TRIM_THRESHOLD_`` slows tasks, see :func:`~xfr_lib.evaluate.local_cluster`),
+which need the same xfr and model files and a cache folder they all share at the same path; a
 ``distributed.Client`` may be given too. Each worker process loads a model once. A worker that
 dies loses only its unfinished tasks, which Dask runs again on another worker. Where it runs is
 not a parameter of the evaluation (it is no field of :class:`EvaluationSpec` and no part of a
