@@ -496,13 +496,14 @@ def run_evaluation(spec: EvaluationSpec, out: str | Path, progress: bool = True,
     the tables, only ``run.yaml``'s record of the run.
     """
     from xfr_lib import __version__
-    from xfr_lib.evaluate._distributed import open_cluster, run_on_cluster
+    from xfr_lib.evaluate._distributed import open_cluster, parse_cluster, run_on_cluster
 
     start = time.perf_counter()
     out = Path(out)
     cache = (Path(cache) if cache is not None else out / "cache").absolute()
+    parse_cluster(cluster)  # a malformed cluster and refused parameters cost no work
+    check_evaluation(spec)
     with open_cluster(cluster) as (client, how):
-        check_evaluation(spec)
         dataset, protocol = _dataset_and_protocol(spec)
         thresholds, outcomes, remote, tasks_wall = {}, [], [], 0.0
         bar = tqdm(total=0, disable=not progress, desc="maps and curves", leave=False)

@@ -363,7 +363,7 @@ class CorrRISE(Explainer):
         # The even-numbered masks' sums, for the stopping rule only: the odd ones' are acc's
         # minus these, and acc's are the plain run's own (the same operations), so a stopped
         # run's map is exactly a plain run's on the same masks.
-        even = PearsonAccumulator(len(references), *self.input_size)
+        even = None if stop is None else PearsonAccumulator(len(references), *self.input_size)
         scores, kept, n_seen, estimate = [], [], 0, None
         for m, s in masked_scores(
             self.model, image, references, masks, batch_size=p["batch_size"], fill=fill,
@@ -373,7 +373,7 @@ class CorrRISE(Explainer):
             if spearman:
                 kept.append(m)
             else:  # n_seen % 2: the batch's first even-numbered mask
-                acc.update(s, m, even if stop else None, n_seen % 2)
+                acc.update(s, m, even, n_seen % 2)
             scores.append(s)
             n_seen += len(m)
             if stop is not None and stop.is_checkpoint(n_seen):
