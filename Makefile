@@ -3,12 +3,18 @@
 #   make setup   virtual environment .venv with the pinned requirements, xfr_lib (editable),
 #                the book's JavaScript from npm, headless Chromium (as root, if missing),
 #                and every model/image fetched and verified (xfr fetch)
+#   make setup WHEELHOUSE=DIR   the same with no network, from a folder of make wheelhouse
+#                (checked first; pip --no-index, npm ci --offline, xfr fetch --from)
+#   make wheelhouse   write build/wheelhouse/: every pinned wheel, the book's JavaScript, every
+#                model/image archive of the manifest, the source, with checksums
 #   make test    library tests and docstring examples; every chapter executed once with its
 #                book parameters under nbval (these executed notebooks ARE the book's: nothing
 #                is executed again); every chapter again with SFace at small sizes; the book
 #                built with -W; browser check
 #   make book    build the site offline from the executed chapters, executing (under nbval)
-#                only the chapters whose stamp is stale (make chapters: only execute them)
+#                only the chapters whose stamp is stale (make chapters: only execute them);
+#                the workshop page is timed from those runs (tools/workshop_page.py), and
+#                the site is also packed into build/book/xfr-book.zip (+ .sha256)
 #   make bench   run every benchmark in bench/ (BENCHES="bench/bench_x.py ..." for some), then
 #                print every headline figure with its ratio to the reference measured in the
 #                same run and its goal (bench/report.py; build/bench/report.json). Compare two
@@ -22,8 +28,9 @@
 # Outputs: build/notebooks/<chapter>/ (chapter executed with its book parameters: notebook
 # with outputs, figures, tables, parameters.yaml with status and seconds, .done on success),
 # build/nbval-sface/<chapter>/ (the same for the SFace run), build/book/_build/html/index.html
-# (the site), build/lint/ (chapters as linted), build/screenshots/ (what tests/test_book.py
-# saw in Chromium).
+# (the site), build/book/xfr-book.zip (the site as one file, opens from disk), build/lint/
+# (chapters as linted), build/screenshots/ (what tests/test_book.py saw in Chromium),
+# build/wheelhouse/ (make wheelhouse).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -62,17 +69,35 @@ export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup venv vendor browser fetch test test-lib test-notebooks test-notebooks-sface \
-	test-book chapters book bench lint clean
+.PHONY: setup venv vendor browser fetch wheelhouse wheelhouse-check test test-lib test-notebooks \
+	test-notebooks-sface test-book chapters book bench lint clean
 
 # --- setup ----------------------------------------------------------------------------------
 
-setup: venv vendor browser fetch
+# Offline setup from a wheelhouse (make wheelhouse): nothing is asked of a registry. The
+# folder is only read: npm's cache is copied out of it, since npm writes to its cache.
+WHEELHOUSE ?=
+ifneq ($(WHEELHOUSE),)
+WH := $(abspath $(WHEELHOUSE))
+PIP_SOURCE := --no-index --find-links $(WH)/wheels
+NPM_SOURCE := --offline --cache $(abspath $(BUILD))/npm-cache
+FETCH_SOURCE := --from $(WH)/assets
+endif
+
+setup: $(if $(WHEELHOUSE),wheelhouse-check) venv vendor browser fetch
+
+wheelhouse-check:
+	$(PYTHON_SYS) tools/wheelhouse.py check $(WH)
 
 venv:
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet $(PIP_SOURCE) -r requirements.txt
+	$(PY) -m pip install --quiet $(PIP_SOURCE) --no-deps -e .
+
+# The offline classroom folder (tools/wheelhouse.py): copy build/wheelhouse/ to the machines
+# and run make setup WHEELHOUSE=<its path> there.
+wheelhouse: venv
+	$(PY) tools/wheelhouse.py pack $(BUILD)/wheelhouse
 
 vendor: $(VENDOR_STAMP)
 
@@ -81,13 +106,16 @@ vendor: $(VENDOR_STAMP)
 $(VENDOR_STAMP): book/package.json book/package-lock.json
 	mkdir -p $(NPM_DIR)
 	cp book/package.json book/package-lock.json $(NPM_DIR)/
-	npm ci --prefix $(NPM_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	$(if $(WHEELHOUSE),rm -rf $(BUILD)/npm-cache && cp -r $(WH)/npm-cache $(BUILD)/npm-cache)
+	npm ci --prefix $(NPM_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error $(NPM_SOURCE)
 	touch $@
 
 # The browser check of the book needs Debian's chromium; install it when running as root.
 browser:
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then \
 	  echo "chromium: $$(command -v chromium || command -v chromium-browser)"; \
+	elif [ -n "$(WHEELHOUSE)" ]; then \
+	  echo "chromium: not installed (offline setup; only tests/test_book.py needs it)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else \
@@ -95,7 +123,7 @@ browser:
 	fi
 
 fetch:
-	$(BIN)/xfr fetch
+	$(BIN)/xfr fetch $(FETCH_SOURCE)
 
 # --- tests ----------------------------------------------------------------------------------
 
@@ -143,7 +171,8 @@ book: $(BOOK_HTML)/index.html
 
 # The book executes nothing: it is built from the notebooks the stamps vouch for, and refuses
 # any whose parameters.yaml does not say that its run ended well.
-$(BOOK_HTML)/index.html: $(CHAPTER_STAMPS) $(BOOK_PAGES) $(BOOK_STYLES) $(VENDOR_STAMP)
+$(BOOK_HTML)/index.html: $(CHAPTER_STAMPS) $(BOOK_PAGES) $(BOOK_STYLES) $(VENDOR_STAMP) \
+		book/workshop.md.jinja tools/workshop_page.py tools/site_archive.py
 	@for c in $(CHAPTERS); do grep -qx 'status: ok' $(BUILD)/notebooks/$$c/parameters.yaml || \
 	  { echo "book: $(BUILD)/notebooks/$$c did not run to the end; rm its .done and rerun" >&2; \
 	    exit 1; }; done
@@ -157,7 +186,9 @@ $(BOOK_HTML)/index.html: $(CHAPTER_STAMPS) $(BOOK_PAGES) $(BOOK_STYLES) $(VENDOR
 	find $(NPM_DIR)/node_modules/@jupyter-widgets/html-manager/dist -maxdepth 1 -type f \
 	  -not -name '*.map' -exec cp {} $(BOOK_SRC)/_vendor/html-manager/ \;
 	cp $(NPM_DIR)/node_modules/requirejs/require.js $(BOOK_SRC)/_vendor/requirejs/
+	$(PY) tools/workshop_page.py --notebooks $(BUILD)/notebooks --out $(BOOK_SRC)/workshop.md
 	$(BIN)/jupyter-book build $(BOOK_SRC) --path-output $(BUILD)/book -W --keep-going -n --quiet
+	$(PY) tools/site_archive.py $(BOOK_HTML) $(BUILD)/book/xfr-book.zip
 	touch $@
 
 # --- other ----------------------------------------------------------------------------------
@@ -171,7 +202,7 @@ bench:
 # The chapters are linted as the library is: converted with jupytext to py:percent into
 # build/lint/ and checked with the same ruff configuration (pyproject.toml).
 lint:
-	status=0; $(BIN)/ruff check xfr_lib tests bench || status=1; \
+	status=0; $(BIN)/ruff check xfr_lib tests bench tools || status=1; \
 	  $(PY) tests/notebooks/lint_notebooks.py || status=1; exit $$status
 
 clean:

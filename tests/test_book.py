@@ -14,6 +14,10 @@ fits the column. At every size no cell may be cut off by an ancestor, overflow i
 be kept on one line (``white-space: nowrap``). Screenshots are kept in ``build/screenshots/``:
 chapter 1, and each chapter scrolled to its widest table at 1280 x 800 and 500 x 800.
 
+Solutions of exercises are folded until the reader opens them: the probe notes the page's
+text as first shown, then opens every solution and measures the rest (tables, figures, text)
+with them open.
+
 Widgets (ipywidgets): a chapter that shows some is drawn by the vendored HTML manager from the
 widget state its run saved (``tests/notebooks/nbval_record.py``); every widget a cell showed
 must appear in the page, with no script error and nothing fetched that is not there. A chapter
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import html
 import http.server
 import json
@@ -35,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +49,10 @@ import pytest
 import yaml
 from conftest import MYST_HEADER
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import site_archive
+import workshop_page
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML_DIR = Path(os.environ.get("XFR_BOOK_HTML") or ROOT / "build" / "book" / "_build" / "html")
@@ -98,6 +108,11 @@ PROBE = """
 <script>
 window.addEventListener("load", () => {
   const report = () => {
+    // What the reader sees first; then every folded solution is opened, as a reader may, and
+    // the rest (tables, figures, the text with the solutions) is measured with them open.
+    const text = (document.querySelector("article") || document.body).innerText;
+    document.querySelectorAll(".toggle-hidden").forEach(e => e.classList.remove("toggle-hidden"));
+    const textOpen = (document.querySelector("article") || document.body).innerText;
     const imgs = [...document.querySelectorAll("article img")].map(i => ({
       src: i.currentSrc || i.src, w: i.naturalWidth, h: i.naturalHeight, complete: i.complete}));
     const tables = [...document.querySelectorAll("article table")].map(t => ({
@@ -109,7 +124,6 @@ window.addEventListener("load", () => {
     const math = {version: window.MathJax && window.MathJax.version || null,
                   rendered: document.querySelectorAll("mjx-container").length};
     const layout = tableLayout();
-    const text = (document.querySelector("article") || document.body).innerText;
     const widgets = widgetReport();
     const failed = performance.getEntriesByType("resource")
       .filter(r => r.responseStatus >= 400).map(r => `${r.responseStatus} ${r.name}`);
@@ -117,7 +131,7 @@ window.addEventListener("load", () => {
     const pre = document.createElement("pre");
     pre.id = "xfr-probe";
     pre.textContent = JSON.stringify({imgs, tables, figures, resources, math, layout, text,
-                                      widgets, failed, errors});
+                                      textOpen, widgets, failed, errors});
     document.body.appendChild(pre);
   };
   const mj = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
@@ -224,6 +238,7 @@ function tableLayout() {
       id: t.id || (t.closest("[id]") || {}).id || "",
       caption: t.caption ? t.caption.textContent.trim().slice(0, 60) : "",
       columns: t.rows.length ? t.rows[0].cells.length : 0,
+      folded: Boolean(t.closest(".solution")),  // in a solution, shown when it is opened
       fontSize: getComputedStyle(t).fontSize,
       box: box(t.getBoundingClientRect()),
       captionBox: t.caption ? box(t.caption.getBoundingClientRect()) : null,
@@ -331,7 +346,8 @@ def test_every_chapter_is_in_the_table_of_contents():
     chapters = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
     assert [f for f in files if re.match(r"\d\d_", f)] == chapters
     for name in files:
-        assert re.match(r"\d\d_", name) or (ROOT / "book" / f"{name}.md").is_file(), name
+        assert (re.match(r"\d\d_", name) or (ROOT / "book" / f"{name}.md").is_file()
+                or (ROOT / "book" / f"{name}.md.jinja").is_file()), name  # made by make book
 
 
 def test_no_page_loads_scripts_or_styles_from_the_internet(book):
@@ -500,7 +516,7 @@ def _screenshot_widest_table(server, tmp_path, chapter, layout, window) -> None:
     window is made as tall as the page down to the table (its width, hence the layout, stays
     that of ``window``) and the picture is cropped around the table.
     """
-    tables = [t for t in layout["tables"] if t["id"]]
+    tables = [t for t in layout["tables"] if t["id"] and not t["folded"]]  # as first shown
     if not tables:
         return
     widest = max(tables, key=lambda t: (t["columns"], t["box"]["width"]))
@@ -536,7 +552,7 @@ def test_glued_values_markdown_outputs_and_figures_reach_the_page(probe, chapter
     nb = _executed(chapter)
     source = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     seen = probe(f"{chapter}.html")
-    text = " ".join(seen["text"].split())
+    text = " ".join(seen["textOpen"].split())  # with the solutions open
     page = _tokens(text)
     assert "{glue" not in text and "{numref" not in text, "an unrendered role in the page"
     glued, shown, pngs = {}, [], 0
@@ -772,3 +788,90 @@ def test_a_chapter_with_widgets_is_drawn_offline_from_its_saved_state(book, tmp_
     assert w["texts"][3] == "similarity 0.73", w["texts"]
     assert all(u.startswith(url) for u in seen["resources"]), seen["resources"]
     assert any(u.startswith(f"{url}/_static/html-manager/embed-amd.js") for u in seen["resources"])
+
+
+# --- exercises and the workshop page -----------------------------------------------------------
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_solutions_are_hidden_until_asked(book, probe, chapter):
+    """Every exercise is on the page with its solution, folded: the solution's code is in the
+    page but not in what the reader sees until they open it."""
+    found = workshop_page.exercises(_executed_node(chapter), chapter)
+    page = (book / f"{chapter}.html").read_text(encoding="utf-8")
+    assert len(re.findall(r'class="solution dropdown', page)) == len(found), chapter
+    text = probe(f"{chapter}.html")["text"]
+    assert text.count("Exercise") >= len(found)
+    for ex in found.values():
+        line = max((ln.strip() for c in ex.code for ln in c.splitlines()), key=len)
+        assert _tokens(line) in _tokens(html.unescape(re.sub(r"<[^>]+>", "", page))), ex.label
+        assert line not in text, f"{ex.label}: the solution is shown before it is asked for"
+
+
+def _executed_node(chapter: str):
+    import nbformat
+
+    return nbformat.read(NOTEBOOKS / chapter / f"{chapter}.ipynb", as_version=4)
+
+
+def test_the_workshop_page_gives_the_runs_timings(book):
+    """The page's run times are those of the executed chapters' parameters.yaml."""
+    page = (book / "workshop.html").read_text(encoding="utf-8")
+    for chapter in ("01_face_recognition", "13_workshop"):
+        seconds = yaml.safe_load((NOTEBOOKS / chapter / "parameters.yaml").read_text())["seconds"]
+        row = re.search(rf'<tr[^>]*>\s*<td[^>]*><p><a[^>]*href="{chapter}.html".*?</tr>', page,
+                        re.DOTALL)
+        assert row, f"no row for {chapter} in the workshop page"
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.DOTALL)
+        assert float(re.sub(r"<[^>]+>", "", cells[2])) == pytest.approx(seconds / 60, abs=0.051)
+
+
+# --- the site as one file ----------------------------------------------------------------------
+
+def _probe_from_disk(page: Path, tmp_path: Path) -> dict:
+    """:data:`PROBE`'s report on ``page`` opened from disk (file://), as a reader would."""
+    copy = page.with_name(f"probe-{page.name}")  # beside it: its relative links still resolve
+    text = page.read_text(encoding="utf-8")
+    copy.write_text(text.replace("<head>", "<head>" + ERRORS, 1)
+                    .replace("</body>", PROBE + "</body>", 1), encoding="utf-8")
+    proc = _run_chromium(["--window-size=1280,800", "--dump-dom", copy.as_uri()], tmp_path)
+    match = re.search(r'<pre id="xfr-probe"[^>]*>(.*?)</pre>', proc.stdout, re.DOTALL)
+    assert match, f"{page.name} did not finish loading from disk:\n{proc.stderr[-1500:]}"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def test_the_site_archive_opens_from_disk(book, tmp_path):
+    archive = book.parents[1] / "xfr-book.zip"
+    digest, name = (book.parents[1] / "xfr-book.zip.sha256").read_text().split()
+    assert name == archive.name
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == digest
+    with zipfile.ZipFile(archive) as zf:
+        members = set(zf.namelist())
+        zf.extractall(tmp_path / "unpacked")
+    pages = {p.relative_to(book).as_posix() for p in book.glob("*.html")}
+    assert {f"{site_archive.PREFIX}/{p}" for p in pages} <= members
+    site = tmp_path / "unpacked" / site_archive.PREFIX
+    seen = _probe_from_disk(site / "intro.html", tmp_path)
+    assert seen["math"]["rendered"] >= 1 and not seen["failed"]
+    assert all(u.startswith(site.as_uri()) for u in seen["resources"]), seen["resources"]
+    for chapter in CHAPTERS:
+        views = _widget_views(_executed(chapter))
+        if views:
+            seen = _probe_from_disk(site / f"{chapter}.html", tmp_path)
+            problems = _widget_browser_problems(chapter, seen, views)
+            assert not problems, "\n".join(problems)
+            assert all(u.startswith(site.as_uri()) for u in seen["resources"])
+
+
+def test_the_site_archive_is_reproducible(tmp_path):
+    site = tmp_path / "site"
+    (site / "_static").mkdir(parents=True)
+    (site / "index.html").write_text("<html></html>")
+    (site / "_static" / "a.js").write_text("let a;")
+    (site / ".doctrees").mkdir()
+    (site / ".doctrees" / "x.pickle").write_bytes(b"build state")
+    first = site_archive.write_archive(site, tmp_path / "a.zip")
+    os.utime(site / "index.html", (0, 0))  # another build: other dates, same content
+    assert site_archive.write_archive(site, tmp_path / "b.zip") == first
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.namelist() == ["xfr-book/_static/a.js", "xfr-book/index.html"]
+    assert (tmp_path / "a.zip.sha256").read_text() == f"{first}  a.zip\n"

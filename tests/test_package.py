@@ -26,6 +26,7 @@ LAYERS = [
     {"words"},
     {"plot"},
     {"book", "runner", "widgets"},
+    {"lab"},
     {"cli"},
 ]
 

