@@ -40,15 +40,17 @@ def test_default_masks_and_maps_are_the_fixed_n_algorithms_own(toy):
     np.testing.assert_array_equal(pm._values[0, :3], np.float32([0.7870983, 0.23936944,
                                                                   0.87648422]))
     assert RiseMasks(n=3, height=32, width=32, s=4)._shifts.tolist() == [[0, 6], [0, 3], [3, 6]]
+    # The maps to float32 rounding: the masks above are the same bits on every machine, but the
+    # model's float32 arithmetic differs in its last bits between CPUs (seen: 4e-7 relative).
     model, a, b = toy
     e = explain("corrrise", model, a, b, n=64, patch_size=8)
     c = e.extras["correlation_a"]
-    assert float(c.astype(np.float64).sum()) == pytest.approx(47.66146378833946, abs=1e-9)
-    assert c[3, 5] == np.float32(0.4401943)
+    assert float(c.astype(np.float64).sum()) == pytest.approx(47.66146378833946, rel=1e-5)
+    assert c[3, 5] == pytest.approx(0.4401943, rel=1e-5)
     assert "n_used_a" not in e.extras and e.params["converge"] is None
     r = explain("rise", model, a, b, n=64, s=4)
     assert float(r.similarity_a.astype(np.float64).sum()) == pytest.approx(454.77013289928436,
-                                                                           abs=1e-9)
+                                                                           rel=1e-5)
 
 
 # --- nested masks -------------------------------------------------------------------------

@@ -115,8 +115,8 @@ def test_the_page_reports_the_measured_times(tmp_path):
                                 {"chapter": "02_b", "exercises": ["ex-02-a"], "talk": 5,
                                  "work": 5}])
     text = wp.render(notebooks, plan, ROOT / "book" / "workshop.md.jinja")
-    assert "{doc}`Title of 01_a <01_a>` | 1 | 2.0 | 30 | 10 | 10 |" in text
-    assert "{doc}`Title of 02_b <02_b>` | 1 | 5.0 | 6 | 5 | 5 |" in text
+    assert "{doc}`Title of 01_a <01_a>` (1 exercise) | 2.0 | 30 | 10 | 10 |" in text
+    assert "{doc}`Title of 02_b <02_b>` (1 exercise) | 5.0 | 6 | 5 | 5 |" in text
     assert "The planned minutes add up to 30 of the 60" in text
     assert "needs 7.6 min" in text  # 120 + 30 + 300 + 6 s: solutions counted with the runs
     assert "leaves about 22 min" in text
