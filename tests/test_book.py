@@ -875,3 +875,4 @@ def test_the_site_archive_is_reproducible(tmp_path):
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         assert zf.namelist() == ["xfr-book/_static/a.js", "xfr-book/index.html"]
     assert (tmp_path / "a.zip.sha256").read_text() == f"{first}  a.zip\n"
+    assert (tmp_path / "a.zip").stat().st_mode & 0o777 == 0o644

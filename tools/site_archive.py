@@ -37,6 +37,7 @@ def write_archive(site: Path, archive: Path) -> str:
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, path.read_bytes())
         digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep a published file from its readers
         os.replace(tmp, archive)
     finally:
         Path(tmp).unlink(missing_ok=True)
