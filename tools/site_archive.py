@@ -9,12 +9,11 @@ in the format of ``sha256sum -c``. Both are written whole or not at all.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
+
+from xfr_lib._io import atomic_write, atomic_write_text, sha256_file
 
 PREFIX = "xfr-book"
 _DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip member can have
@@ -27,22 +26,18 @@ def write_archive(site: Path, archive: Path) -> str:
         raise SystemExit(f"site archive: {site} has no index.html; build the book first")
     files = sorted(p for p in site.rglob("*") if p.is_file()
                    and not _SKIP.intersection(p.relative_to(site).parts))
-    fd, tmp = tempfile.mkstemp(dir=archive.parent, prefix=f".{archive.name}-")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
             for path in files:
                 info = zipfile.ZipInfo(f"{PREFIX}/{path.relative_to(site).as_posix()}", _DATE)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, path.read_bytes())
-        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep a published file from its readers
-        os.replace(tmp, archive)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    sums = archive.with_name(archive.name + ".sha256")
-    sums.write_text(f"{digest}  {archive.name}\n", encoding="utf-8")
+
+    atomic_write(archive, write)
+    digest = sha256_file(archive)
+    atomic_write_text(archive.with_name(archive.name + ".sha256"), f"{digest}  {archive.name}\n")
     return digest
 
 

@@ -42,6 +42,8 @@ def prepare_lab(folder: str | Path = DEFAULT_LAB_DIR, chapters: list[str | int] 
     Raises:
         UnknownNameError: a chapter that does not exist (before anything is written).
     """
+    import nbformat
+
     names = sorted({resolve_chapter(c) for c in chapters} if chapters else list_chapters())
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,8 +58,6 @@ def prepare_lab(folder: str | Path = DEFAULT_LAB_DIR, chapters: list[str | int] 
         # Each chapter's outputs in a folder of its own, inside the scratch copy.
         cell.source = re.sub(rf'^({OUT_PARAM}\s*=\s*)"[^"\n]*"', rf'\1"out/{name}"',
                              cell.source, count=1, flags=re.MULTILINE)
-        import nbformat
-
         atomic_write_text(path, nbformat.writes(nb))
         done.append((path, "written"))
     return done

